@@ -1,0 +1,17 @@
+"""SUGAR for Keras 3: exact ReLU forward, smooth surrogate gradient backward.
+
+Example:
+
+>>> import keras
+>>> from keras_sugar import SugarReLU
+>>> layer = keras.layers.Dense(8, activation=SugarReLU("nelu", alpha=0.1))
+"""
+
+from keras_sugar import layers
+from keras_sugar import surrogates
+from keras_sugar.activations import SugarReLU
+from keras_sugar.activations import sugar_relu
+
+__version__ = "0.1.0"
+
+__all__ = ["SugarReLU", "layers", "sugar_relu", "surrogates"]

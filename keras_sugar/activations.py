@@ -1,0 +1,150 @@
+"""`sugar_relu`: ReLU forward, surrogate derivative backward; and `SugarReLU`.
+
+`SugarReLU` is the serializable activation object to pass wherever Keras
+takes an activation: `Dense(activation=...)`, `Conv2D(activation=...)`,
+`Activation(...)`, or `layer.activation = ...`.
+"""
+
+import keras
+from keras import ops
+
+from keras_sugar import implementations
+from keras_sugar import surrogates
+
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _check_float(x):
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"SugarReLU needs a floating-point input to have a gradient. "
+            f"Received: dtype={dtype}. Valid dtypes: {list(FLOAT_DTYPES)}"
+        )
+
+
+def _check_negative_only(negative_only):
+    if not isinstance(negative_only, bool):
+        raise TypeError(
+            f"negative_only must be True or False. Received: "
+            f"negative_only={negative_only!r}"
+        )
+
+
+def sugar_relu(x, surrogate="bsilu", negative_only=False,
+               implementation="auto", **params):
+    """ReLU whose backward pass uses the derivative of a smooth surrogate.
+
+    Forward: exactly `ops.relu(x)` (same values, same zeros). Backward:
+    `f'(x)`, the surrogate's derivative, on both sides of zero as in the
+    paper; with `negative_only=True`, 1 for `x > 0` and `f'(x)` otherwise.
+
+    Called on a symbolic `KerasTensor` (functional model building), this
+    adds a `keras.layers.Activation(SugarReLU(...))` node, so the surrogate
+    gradient and its configuration are kept in the graph and when saving.
+
+    Args:
+        x: Floating-point input tensor.
+        surrogate: Registered surrogate name, see
+            `keras_sugar.surrogates.available()`. Defaults to `"bsilu"`.
+        negative_only: Apply the surrogate only where `x <= 0`. Defaults to
+            `False` (the paper's behaviour).
+        implementation: `"auto"`, `"straight_through"`, `"multiplicative"`
+            or `"custom_gradient"`; all give identical values and
+            gradients. Defaults to `"auto"`.
+        **params: The surrogate's parameters, e.g. `alpha=1.67`.
+
+    Returns:
+        A tensor equal to `ops.relu(x)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.array([-2.0, 0.0, 3.0], dtype="float32")
+    >>> np.asarray(keras.ops.convert_to_numpy(sugar_relu(x, "nelu")))
+    array([0., 0., 3.], dtype=float32)
+
+    Reference:
+        - [Horuz et al., 2025](https://arxiv.org/abs/2505.22074)
+    """
+    return SugarReLU(surrogate, negative_only=negative_only,
+                     implementation=implementation, **params)(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar")
+class SugarReLU:
+    """Serializable SUGAR activation: exact ReLU, surrogate gradient.
+
+    Formula:
+    ```
+    forward:  y = relu(x)
+    backward: dy/dx = f'(x)         (negative_only=False, the paper)
+              dy/dx = 1 if x > 0 else f'(x)   (negative_only=True)
+    ```
+
+    Args:
+        surrogate: Registered surrogate name (case-, dash- and
+            underscore-insensitive). Defaults to `"bsilu"`.
+        negative_only: Apply the surrogate only where `x <= 0`. Defaults to
+            `False`.
+        implementation: How the gradient is injected: `"auto"`,
+            `"straight_through"`, `"multiplicative"` or
+            `"custom_gradient"`. Defaults to `"auto"`.
+        **params: The surrogate's parameters (e.g. `alpha` for `"bsilu"` and
+            `"nelu"`); unspecified ones take the paper's defaults.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(4, activation=SugarReLU("nelu", alpha=0.1))
+    >>> SugarReLU("B-SiLU").get_config()["alpha"]
+    1.67
+    """
+
+    def __init__(self, surrogate="bsilu", *, negative_only=False,
+                 implementation="auto", **params):
+        self.surrogate = surrogates.get(surrogate)
+        self.params = self.surrogate.resolve_params(params)
+        _check_negative_only(negative_only)
+        self.negative_only = negative_only
+        # Validate now rather than on the first call.
+        implementations.resolve(implementation, self.surrogate)
+        self.implementation = implementation
+
+    def __call__(self, x):
+        if isinstance(x, keras.KerasTensor):
+            return keras.layers.Activation(self)(x)
+        x = ops.convert_to_tensor(x)
+        _check_float(x)
+        name = implementations.resolve(self.implementation, self.surrogate)
+        return implementations.FUNCTIONS[name](
+            x, self.surrogate, self.params, self.negative_only)
+
+    @property
+    def __name__(self):
+        # Keras names some things after their activation's __name__.
+        return "sugar_relu"
+
+    def get_config(self):
+        return {
+            "surrogate": self.surrogate.name,
+            "negative_only": self.negative_only,
+            "implementation": self.implementation,
+            **self.params,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return (isinstance(other, SugarReLU)
+                and self.get_config() == other.get_config())
+
+    def __hash__(self):
+        return hash(tuple(sorted(self.get_config().items())))
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        extra = "" if not self.negative_only else ", negative_only=True"
+        return (f"SugarReLU({self.surrogate.name!r}"
+                f"{', ' + params if params else ''}{extra})")

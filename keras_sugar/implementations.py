@@ -1,0 +1,130 @@
+"""Ways to inject a surrogate derivative under an exact ReLU forward pass.
+
+All implementations return exactly `ops.relu(x)` and have the derivative
+`f'(x)` (or, with `negative_only=True`, 1 for x > 0 and `f'(x)` otherwise).
+They differ only in speed and in what they keep for the backward pass:
+
+- `"straight_through"`: `sg(relu(x)) + (f(x) - sg(f(x)))`, paper eq. 4.
+  Autodiff of `f`; works for any surrogate, keeps f's intermediates.
+- `"multiplicative"`: `sg(relu(x)) + (x - sg(x)) * sg(f'(x))`, the paper's
+  multiplication trick (eqs. 5-6) rearranged so no term can overflow.
+  Needs the analytic derivative; keeps one tensor, `f'(x)`.
+- `"custom_gradient"`: `ops.custom_gradient` with forward `relu(x)` and
+  backward `upstream * f'(x)`. Needs the analytic derivative; keeps only `x`.
+- `"auto"`: the fastest of these on the current backend, as measured by
+  `examples/benchmark.py`.
+
+`sg(relu(x)) + (f(x) - sg(f(x)))` is bit-exact because `f(x) - f(x)` is
+exactly zero for finite `f(x)`; the tempting `relu(x) + f(x) - sg(f(x))`
+would give the gradient `relu' + f'`, and `f(x) + sg(relu(x) - f(x))` is off
+by an ulp for some `f`.
+"""
+
+import keras
+from keras import ops
+
+IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
+                   "custom_gradient")
+
+# Measured with examples/benchmark.py on a 2-core CPU (see README): the
+# custom gradient saves torch's eager autograd from recording f's graph;
+# under XLA (TensorFlow, JAX) the fused straight-through form is as fast.
+_AUTO = {"torch": "custom_gradient"}
+_AUTO_DEFAULT = "straight_through"
+
+
+def resolve(implementation, surrogate):
+    """Returns the concrete implementation name to use for `surrogate`.
+
+    Args:
+        implementation: One of `IMPLEMENTATIONS`.
+        surrogate: A `Surrogate`.
+
+    Raises:
+        ValueError: For an unknown implementation, or one that needs an
+            analytic derivative the surrogate does not have.
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"Unknown implementation '{implementation}'. Valid choices: "
+            f"{list(IMPLEMENTATIONS)}. Received: "
+            f"implementation={implementation!r}"
+        )
+    if implementation == "auto":
+        if surrogate.derivative is None:
+            return "straight_through"
+        return _AUTO.get(keras.backend.backend(), _AUTO_DEFAULT)
+    if implementation != "straight_through" and surrogate.derivative is None:
+        raise ValueError(
+            f"implementation='{implementation}' needs an analytic derivative, "
+            f"and surrogate '{surrogate.name}' was registered without one. "
+            f"Use implementation='straight_through' or 'auto', or register "
+            f"it with derivative=..."
+        )
+    return implementation
+
+
+def _surrogate_function(surrogate, params, negative_only):
+    def function(x):
+        f = surrogate.function(x, **params)
+        if negative_only:
+            f = ops.where(x > 0, x, f)
+        # Python-float constants can promote float16 to float32 on some
+        # backends; the injected term must keep x's dtype.
+        return ops.cast(f, x.dtype)
+
+    return function
+
+
+def _surrogate_derivative(surrogate, params, negative_only):
+    def derivative(x):
+        d = surrogate.derivative(x, **params)
+        if negative_only:
+            d = ops.where(x > 0, 1.0, d)
+        return ops.cast(d, x.dtype)
+
+    return derivative
+
+
+def straight_through(x, surrogate, params, negative_only=False):
+    """`sg(relu(x)) + (f(x) - sg(f(x)))`: exact ReLU, gradient `f'`."""
+    f = _surrogate_function(surrogate, params, negative_only)(x)
+    return ops.stop_gradient(ops.relu(x)) + (f - ops.stop_gradient(f))
+
+
+def multiplicative(x, surrogate, params, negative_only=False):
+    """`sg(relu(x)) + (x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`."""
+    d = _surrogate_derivative(surrogate, params, negative_only)(x)
+    zero_with_gradient_one = x - ops.stop_gradient(x)
+    return ops.stop_gradient(ops.relu(x)) + zero_with_gradient_one * (
+        ops.stop_gradient(d))
+
+
+def custom_gradient(x, surrogate, params, negative_only=False):
+    """`ops.custom_gradient`: forward `relu(x)`, backward `upstream * f'(x)`.
+
+    Only call this on real tensors (inside a layer's `call` or eagerly):
+    on a symbolic `KerasTensor` Keras' custom gradient raises or drops the
+    gradient. `sugar_relu` guarantees that.
+    """
+    derivative = _surrogate_derivative(surrogate, params, negative_only)
+
+    @ops.custom_gradient
+    def relu_with_surrogate_gradient(inputs):
+        # torch passes the saved inputs positionally and the incoming
+        # gradient as `upstream`; TensorFlow and JAX pass only the gradient.
+        def grad(*args, upstream=None):
+            if upstream is None:
+                upstream = args[0]
+            return upstream * derivative(inputs)
+
+        return ops.relu(inputs), grad
+
+    return relu_with_surrogate_gradient(x)
+
+
+FUNCTIONS = {
+    "straight_through": straight_through,
+    "multiplicative": multiplicative,
+    "custom_gradient": custom_gradient,
+}

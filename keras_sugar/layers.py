@@ -1,0 +1,54 @@
+"""`keras_sugar.layers.SugarReLU`: the layer form of the SUGAR activation.
+
+Named like `keras.layers.ReLU` next to `keras.activations.relu`: use it where
+a model is written as a stack of layers; use `keras_sugar.SugarReLU` inline.
+"""
+
+import keras
+
+from keras_sugar import activations
+from keras_sugar import surrogates
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar.layers")
+class SugarReLU(keras.layers.Layer):
+    """Layer applying ReLU forward with a surrogate gradient backward.
+
+    Args:
+        surrogate: Registered surrogate name. Defaults to `"bsilu"`.
+        negative_only: Apply the surrogate only where `x <= 0`. Defaults to
+            `False`.
+        implementation: See `keras_sugar.sugar_relu`. Defaults to `"auto"`.
+        **kwargs: The surrogate's parameters (e.g. `alpha=0.1`) and the base
+            layer's keyword arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = SugarReLU("elu")
+    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 2.0])))
+    array([0., 2.])
+    """
+
+    def __init__(self, surrogate="bsilu", negative_only=False,
+                 implementation="auto", **kwargs):
+        surrogate = surrogates.get(surrogate)
+        params = {k: kwargs.pop(k) for k in list(kwargs)
+                  if k in surrogate.defaults}
+        super().__init__(**kwargs)
+        self.activation = activations.SugarReLU(
+            surrogate, negative_only=negative_only,
+            implementation=implementation, **params)
+        self.supports_masking = True
+        self._build_at_init()
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.activation.get_config())
+        return config

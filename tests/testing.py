@@ -1,0 +1,100 @@
+"""Test helpers: gradients and compilation per backend, save/load round trips.
+
+This is the only module that imports backend libraries directly: Keras has
+no backend-agnostic `grad`, and tests need one.
+"""
+
+import contextlib
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+BACKEND = keras.backend.backend()
+
+
+def to_numpy(x):
+    """Converts a backend tensor (any dtype, bfloat16 included) to numpy."""
+    x = ops.convert_to_tensor(x)
+    if keras.backend.standardize_dtype(x.dtype) == "bfloat16":
+        x = ops.cast(x, "float32")
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def assert_allclose(actual, expected, rtol=1e-6, atol=1e-6, err_msg=""):
+    np.testing.assert_allclose(to_numpy(actual), to_numpy(expected),
+                               rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+def value_and_gradient(fn, x, compiled=False):
+    """Returns `fn(x)` and d sum(fn(x)) / dx, both as numpy arrays.
+
+    For an elementwise `fn` the gradient is the elementwise derivative.
+
+    Args:
+        fn: Function of one tensor, built from `keras.ops`.
+        x: Numpy array.
+        compiled: Compile with XLA (TensorFlow, JAX) or `torch.compile`.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        def step(t):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                y = fn(t)
+                total = tf.reduce_sum(tf.cast(y, "float32"))
+            return y, tape.gradient(total, t)
+
+        if compiled:
+            step = tf.function(step, jit_compile=True)
+        y, g = step(tf.convert_to_tensor(x))
+    elif BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total(t):
+            y = fn(t)
+            return jnp.sum(y.astype("float32")), y
+
+        step = jax.value_and_grad(total, has_aux=True)
+        if compiled:
+            step = jax.jit(step)
+        (_, y), g = step(jnp.asarray(x))
+    elif BACKEND == "torch":
+        import torch
+
+        def step(t):
+            y = fn(t)
+            (g,) = torch.autograd.grad(y.float().sum(), t)
+            return y, g
+
+        if compiled:
+            torch._dynamo.reset()
+            step = torch.compile(step, fullgraph=False)
+        t = ops.convert_to_tensor(x).detach().requires_grad_(True)
+        y, g = step(t)
+        y, g = y.detach(), g.detach()
+    else:
+        raise NotImplementedError(BACKEND)
+    return to_numpy(y), to_numpy(g)
+
+
+@contextlib.contextmanager
+def float64_enabled():
+    """Lets float64 tensors stay float64 (JAX truncates them by default)."""
+    if BACKEND == "jax":
+        import jax
+
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def save_and_load(model, directory, name="model.keras"):
+    """Saves `model` in the `.keras` format and loads it back (safe mode)."""
+    path = os.path.join(str(directory), name)
+    model.save(path)
+    return keras.saving.load_model(path, safe_mode=True)
