@@ -61,8 +61,8 @@ def sugar_relu(x, surrogate="bsilu", negative_only=False,
 
     >>> import numpy as np
     >>> x = np.array([-2.0, 0.0, 3.0], dtype="float32")
-    >>> np.asarray(keras.ops.convert_to_numpy(sugar_relu(x, "nelu")))
-    array([0., 0., 3.], dtype=float32)
+    >>> keras.ops.convert_to_numpy(sugar_relu(x, "nelu")).tolist()
+    [0.0, 0.0, 3.0]
 
     Reference:
         - [Horuz et al., 2025](https://arxiv.org/abs/2505.22074)

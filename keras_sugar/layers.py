@@ -26,8 +26,8 @@ class SugarReLU(keras.layers.Layer):
 
     >>> import numpy as np
     >>> layer = SugarReLU("elu")
-    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 2.0])))
-    array([0., 2.])
+    >>> keras.ops.convert_to_numpy(layer(np.array([-1.0, 2.0]))).tolist()
+    [0.0, 2.0]
     """
 
     def __init__(self, surrogate="bsilu", negative_only=False,

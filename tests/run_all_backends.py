@@ -1,0 +1,55 @@
+"""Runs the test suite once per backend, each in its own process.
+
+Usage: python tests/run_all_backends.py [pytest args...]
+
+Ends with one line `N passed, N failed` over all backends and exits non-zero
+if any backend failed.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+BACKENDS = ("tensorflow", "jax", "torch")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def count(summary, word):
+    match = re.search(rf"(\d+) {word}", summary)
+    return int(match.group(1)) if match else 0
+
+
+def main(args):
+    totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    failed_backends = []
+    for backend in BACKENDS:
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        start = time.time()
+        print(f"=== {backend} ===", flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-rfE", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.strip()]
+        summary = lines[-1] if lines else ""
+        if proc.returncode not in (0, 5):
+            print(proc.stdout[-20000:], proc.stderr[-5000:], sep="\n")
+            failed_backends.append(backend)
+        print(f"{backend}: {summary} ({time.time() - start:.0f}s)",
+              flush=True)
+        totals["passed"] += count(summary, "passed")
+        totals["failed"] += count(summary, "failed")
+        totals["skipped"] += count(summary, "skipped")
+        totals["errors"] += count(summary, "error")
+        if proc.returncode not in (0, 5) and not count(summary, "failed"):
+            totals["errors"] += 1
+    failed = totals["failed"] + totals["errors"]
+    print(f"all backends: {totals['passed']} passed, {failed} failed, "
+          f"{totals['skipped']} skipped")
+    print(f"{totals['passed']} passed, {failed} failed")
+    return 1 if failed_backends or failed or not totals["passed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,124 @@
+"""The registry: names, aliases, parameters, user-defined surrogates."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_sugar
+from keras_sugar import SugarReLU
+from keras_sugar import surrogates
+from tests.testing import value_and_gradient
+
+
+@pytest.fixture
+def scratch_registry():
+    """Registers test surrogates and removes them afterwards."""
+    names = []
+    yield names
+    for name in names:
+        key = surrogates._key(name)
+        surrogates._REGISTRY.pop(key, None)
+        for alias, target in list(surrogates._ALIASES.items()):
+            if target == key:
+                surrogates._ALIASES.pop(alias)
+
+
+def test_available_is_sorted_and_lists_every_builtin():
+    names = surrogates.available()
+    assert names == sorted(names)
+    assert set(surrogates.BUILTINS) == {"bsilu", "nelu", "elu", "selu", "gelu",
+                                        "silu", "mish", "leaky_relu"}
+
+
+@pytest.mark.parametrize("spelling, name", [
+    ("B-SiLU", "bsilu"), ("bsilu", "bsilu"), ("B_SILU", "bsilu"),
+    ("NeLU", "nelu"), ("swish", "silu"), ("Swish", "silu"),
+    ("LeakyReLU", "leaky_relu"), ("leaky-relu", "leaky_relu"),
+])
+def test_names_are_case_dash_and_underscore_insensitive(spelling, name):
+    assert surrogates.get(spelling).name == name
+
+
+@pytest.mark.parametrize("name, defaults", [
+    ("bsilu", {"alpha": 1.67}), ("nelu", {"alpha": 0.05}),
+    ("elu", {"alpha": 1.0}), ("selu", {}), ("gelu", {"approximate": False}),
+    ("silu", {}), ("mish", {}), ("leaky_relu", {"negative_slope": 0.01}),
+])
+def test_paper_defaults(name, defaults):
+    assert surrogates.get(name).defaults == defaults
+
+
+def test_unknown_name_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown surrogate 'sofplus'.*"
+                       r"\['bsilu', 'elu'"):
+        surrogates.get("sofplus")
+
+
+def test_user_surrogate_is_used_for_the_gradient(scratch_registry):
+    @surrogates.register("scaled_identity")
+    def scaled_identity(x, beta=2.0):
+        return beta * x
+
+    scratch_registry.append("scaled_identity")
+    x = np.array([-3.0, -0.5, 0.5, 3.0], "float32")
+    y, grad = value_and_gradient(SugarReLU("scaled-identity", beta=0.5), x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    np.testing.assert_allclose(grad, np.full(4, 0.5))
+    # No analytic derivative: "auto" falls back to straight-through, and the
+    # analytic implementations refuse clearly.
+    with pytest.raises(ValueError, match="needs an analytic derivative"):
+        SugarReLU("scaled_identity", implementation="custom_gradient")
+
+
+def test_user_surrogate_with_derivative_works_with_every_implementation(
+        scratch_registry):
+    @surrogates.register("cube_root_ish", derivative=lambda x, k=1.0: k * (
+        1.0 / (1.0 + x * x)))
+    def cube_root_ish(x, k=1.0):
+        return k * ops.arctan(x)
+
+    scratch_registry.append("cube_root_ish")
+    x = np.linspace(-4, 4, 9).astype("float32") + 0.1
+    for implementation in ("straight_through", "multiplicative",
+                           "custom_gradient"):
+        _, grad = value_and_gradient(
+            SugarReLU("cube_root_ish", k=3.0, implementation=implementation),
+            x)
+        np.testing.assert_allclose(grad, 3.0 / (1 + x.astype("float64")**2),
+                                   rtol=1e-6)
+
+
+def test_registering_a_name_twice_needs_override(scratch_registry):
+    @surrogates.register("twice")
+    def first(x):
+        return x
+
+    scratch_registry.append("twice")
+    with pytest.raises(ValueError, match="already registered.*override=True"):
+        surrogates.register("Twice")(lambda x: 2 * x)
+
+    @surrogates.register("twice", override=True)
+    def second(x):
+        return 2 * x
+
+    assert surrogates.get("twice").function is second
+
+
+def test_builtin_names_and_aliases_are_protected():
+    with pytest.raises(ValueError, match="already registered"):
+        surrogates.register("Swish")(lambda x: x)
+
+
+@pytest.mark.parametrize("function, match", [
+    (lambda x, alpha: x, "needs a default value"),
+    (lambda x, name=1.0: x, "reserved parameter names"),
+])
+def test_bad_registrations_are_refused(function, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        surrogates.register("bad_one")(function)
+    assert "bad_one" not in surrogates.available()
+
+
+def test_public_api():
+    assert keras_sugar.SugarReLU is SugarReLU
+    assert callable(keras_sugar.sugar_relu)
