@@ -11,7 +11,10 @@ from keras_sugar import layers
 from keras_sugar import surrogates
 from keras_sugar.activations import SugarReLU
 from keras_sugar.activations import sugar_relu
+from keras_sugar.sugarify import SugarifyReport
+from keras_sugar.sugarify import sugarify
 
 __version__ = "0.1.0"
 
-__all__ = ["SugarReLU", "layers", "sugar_relu", "surrogates"]
+__all__ = ["SugarReLU", "SugarifyReport", "layers", "sugar_relu", "sugarify",
+           "surrogates"]

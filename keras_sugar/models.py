@@ -1,0 +1,164 @@
+"""Small reference architectures for benchmarks and comparisons.
+
+Each builder takes the activation to use everywhere a ReLU would be, as a
+Keras activation (`"relu"`, `"gelu"`, a `SugarReLU`, ...), and works on 1-D
+signals (`(length, channels)`, e.g. mnist1d) and images (`(h, w, c)`).
+No batch normalization: the paper's setting, where dead ReLUs matter.
+"""
+
+import keras
+
+# Paper's VGG-16 convolution layout; "M" is a 2x max-pool.
+VGG_LAYOUTS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512,
+              "M", 512, 512, 512, "M"],
+}
+
+
+def _conv_and_pool(input_shape):
+    if len(input_shape) == 2:
+        return keras.layers.Conv1D, keras.layers.MaxPooling1D
+    if len(input_shape) == 3:
+        return keras.layers.Conv2D, keras.layers.MaxPooling2D
+    raise ValueError(
+        f"Convolutional models take (length, channels) or (height, width, "
+        f"channels) inputs. Received: input_shape={input_shape}"
+    )
+
+
+def _scaled(filters, width):
+    return max(1, int(round(filters * width)))
+
+
+def vgg(input_shape, num_classes, activation="relu", layout="vgg16",
+        width=1.0, dense_units=512, name=None):
+    """A VGG-style plain CNN without batch normalization.
+
+    Args:
+        input_shape: `(length, channels)` or `(height, width, channels)`.
+        num_classes: Number of output logits.
+        activation: Activation after every convolution and hidden dense
+            layer. Defaults to `"relu"`.
+        layout: A key of `VGG_LAYOUTS`, or a list of filter counts and
+            `"M"` (max-pool). Pools that would shrink a side below 1 are
+            skipped, so deep layouts work on small inputs. Defaults to
+            `"vgg16"`.
+        width: Multiplier on every filter count (e.g. 0.125 on a CPU).
+            Defaults to `1.0`.
+        dense_units: Units of the hidden dense layer (scaled by `width`).
+            Defaults to `512`.
+        name: Model name. Defaults to the layout name.
+
+    Returns:
+        An uncompiled functional `keras.Model` producing logits.
+
+    Example:
+
+    >>> model = vgg((40, 1), 10, layout=[8, "M", 16], width=1.0)
+    >>> model.output_shape
+    (None, 10)
+    """
+    conv, pool = _conv_and_pool(input_shape)
+    if isinstance(layout, str):
+        if layout not in VGG_LAYOUTS:
+            raise ValueError(
+                f"Unknown VGG layout '{layout}'. Valid layouts: "
+                f"{sorted(VGG_LAYOUTS)} or a list like [64, 'M', 128].")
+        name = name or layout
+        layout = VGG_LAYOUTS[layout]
+    inputs = keras.Input(input_shape)
+    x = inputs
+    spatial = list(input_shape[:-1])
+    for item in layout:
+        if item == "M":
+            if min(spatial) >= 2:
+                x = pool(2)(x)
+                spatial = [s // 2 for s in spatial]
+            continue
+        x = conv(_scaled(item, width), 3, padding="same",
+                 activation=activation)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(_scaled(dense_units, width),
+                           activation=activation)(x)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name=name or "vgg")
+
+
+def resnet(input_shape, num_classes, activation="relu", stages=(16, 32, 64),
+           blocks_per_stage=2, width=1.0, name="resnet"):
+    """A small ResNet (basic blocks, no batch normalization).
+
+    Each block is `conv-act-conv + shortcut, act`; the first block of every
+    stage after the first halves the resolution.
+
+    Args:
+        input_shape: `(length, channels)` or `(height, width, channels)`.
+        num_classes: Number of output logits.
+        activation: Activation inside and after every block. Defaults to
+            `"relu"`.
+        stages: Filters per stage. Defaults to `(16, 32, 64)`.
+        blocks_per_stage: Basic blocks per stage. Defaults to `2`.
+        width: Multiplier on every filter count. Defaults to `1.0`.
+        name: Model name. Defaults to `"resnet"`.
+
+    Returns:
+        An uncompiled functional `keras.Model` producing logits.
+
+    Example:
+
+    >>> resnet((8, 8, 1), 10, stages=(4, 8)).output_shape
+    (None, 10)
+    """
+    conv, _ = _conv_and_pool(input_shape)
+    pool = (keras.layers.GlobalAveragePooling1D if len(input_shape) == 2
+            else keras.layers.GlobalAveragePooling2D)
+    inputs = keras.Input(input_shape)
+    x = conv(_scaled(stages[0], width), 3, padding="same",
+             activation=activation)(inputs)
+    for stage, filters in enumerate(stages):
+        filters = _scaled(filters, width)
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 0 and block == 0 else 1
+            shortcut = x
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = conv(filters, 1, strides=strides)(shortcut)
+            y = conv(filters, 3, strides=strides, padding="same",
+                     activation=activation)(x)
+            y = conv(filters, 3, padding="same")(y)
+            x = keras.layers.Activation(activation)(
+                keras.layers.Add()([y, shortcut]))
+    x = pool()(x)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mlp(input_shape, num_classes, activation="relu", depth=4, units=256,
+        name="mlp"):
+    """A plain multi-layer perceptron.
+
+    Args:
+        input_shape: Any shape; inputs are flattened.
+        num_classes: Number of output logits.
+        activation: Activation of every hidden layer. Defaults to `"relu"`.
+        depth: Number of hidden layers. Defaults to `4`.
+        units: Units per hidden layer. Defaults to `256`.
+        name: Model name. Defaults to `"mlp"`.
+
+    Returns:
+        An uncompiled functional `keras.Model` producing logits.
+
+    Example:
+
+    >>> mlp((64,), 10, depth=2, units=32).count_params()
+    3466
+    """
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    for _ in range(depth):
+        x = keras.layers.Dense(units, activation=activation)(x)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+BUILDERS = {"vgg": vgg, "resnet": resnet, "mlp": mlp}

@@ -1,0 +1,179 @@
+"""Models to rewrite: every form an activation takes, and real backbones
+built from config (weights=None, no downloads, small inputs)."""
+
+import keras
+from keras import ops
+
+IMAGE = (32, 32, 3)
+
+
+def relu_sites(model, targets=("relu",)):
+    """Counts target activation sites independently of `sugarify`."""
+    functions = {"relu": [keras.activations.relu],
+                 "gelu": [keras.activations.gelu],
+                 "silu": [keras.activations.silu]}
+    wanted = [f for t in targets for f in functions[t]]
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if any(getattr(layer, "activation", None) is f for f in wanted):
+            count += 1
+        if (isinstance(layer, keras.layers.ReLU) and "relu" in targets
+                and layer.max_value is None and not layer.negative_slope
+                and not layer.threshold):
+            count += 1
+    for op in getattr(model, "operations", []):
+        if isinstance(op, keras.layers.Layer):
+            if hasattr(op, "operations") and op is not model:
+                count += sum(1 for o in op.operations
+                             if _is_target_op(o, targets))
+            continue
+        count += _is_target_op(op, targets)
+    return count
+
+
+def _is_target_op(op, targets):
+    name = type(op).__name__
+    if isinstance(op, keras.layers.Layer):
+        return False
+    if name == "ReLU":
+        return "relu" in targets and op.max_value is None and not (
+            op.negative_slope or op.threshold)
+    return (name == "Relu" and "relu" in targets
+            or name == "Gelu" and "gelu" in targets)
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class Block(keras.layers.Layer):
+    """A custom block that builds its sublayers from its arguments."""
+
+    def __init__(self, units=8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = keras.layers.Dense(units, activation="relu")
+        self.out = keras.layers.Dense(units)
+
+    def call(self, x):
+        return self.out(self.inner(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class OpaqueBlock(keras.layers.Layer):
+    """A custom layer that calls relu inside call(): unreachable."""
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 8))
+
+    def call(self, x):
+        return ops.relu(ops.matmul(x, self.kernel))
+
+
+def every_form():
+    """Inline, Activation, ReLU layer, relu6, raw op, nested Sequential,
+    shared layer and a custom block, in one functional model."""
+    inner = keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(8, activation="relu", name="inner_dense"),
+        keras.layers.ReLU(name="inner_relu"),
+    ], name="inner")
+    shared = keras.layers.Dense(8, activation="relu", name="shared")
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8, name="first")(inputs)
+    x = ops.relu(x)
+    x = keras.activations.relu(x)
+    x = inner(x)
+    x = shared(x)
+    x = keras.layers.Activation("relu", name="act")(x)
+    x = shared(x)
+    x = keras.layers.ReLU(max_value=6.0, name="relu6")(x)
+    x = Block(8, name="block")(x)
+    x = keras.layers.Dense(8, activation="gelu", name="gelu_dense")(x)
+    x = OpaqueBlock(name="opaque")(x)
+    outputs = keras.layers.Dense(2, name="head")(x)
+    return keras.Model(inputs, outputs, name="every_form")
+
+
+def applications():
+    A = keras.applications
+    small = dict(weights=None, include_top=False, input_shape=IMAGE)
+    return {
+        "VGG16": lambda: A.VGG16(**small),
+        "ResNet50": lambda: A.ResNet50(**small),
+        "ResNet50V2": lambda: A.ResNet50V2(**small),
+        "MobileNetV2": lambda: A.MobileNetV2(**small),
+        "MobileNetV3Small": lambda: A.MobileNetV3Small(**small),
+        "DenseNet121": lambda: A.DenseNet121(**small),
+        "Xception": lambda: A.Xception(weights=None, include_top=False,
+                                       input_shape=(71, 71, 3)),
+        "ConvNeXtTiny": lambda: A.ConvNeXtTiny(**small),
+        "EfficientNetB0": lambda: A.EfficientNetB0(**small),
+    }
+
+
+def keras_cv_backbones():
+    import keras_cv
+
+    M = keras_cv.models
+    return {
+        "ResNet": lambda: M.ResNetBackbone(
+            stackwise_filters=[8, 16], stackwise_blocks=[1, 1],
+            stackwise_strides=[1, 2], include_rescaling=False,
+            input_shape=IMAGE),
+        "ResNetV2": lambda: M.ResNetV2Backbone(
+            stackwise_filters=[8, 16], stackwise_blocks=[2, 2],
+            stackwise_strides=[1, 2], include_rescaling=False,
+            input_shape=IMAGE),
+        "DenseNet": lambda: M.DenseNetBackbone(
+            stackwise_num_repeats=[1, 1], include_rescaling=False,
+            input_shape=IMAGE, growth_rate=8),
+        "MobileNetV3": lambda: M.MobileNetV3Backbone(
+            stackwise_expansion=[1, 4.5], stackwise_filters=[16, 24],
+            stackwise_kernel_size=[3, 3], stackwise_stride=[2, 2],
+            stackwise_se_ratio=[0.25, None],
+            stackwise_activation=["relu", "relu"], include_rescaling=False,
+            input_shape=IMAGE),
+        "EfficientNetV2": lambda: M.EfficientNetV2Backbone(
+            include_rescaling=False, width_coefficient=0.25,
+            depth_coefficient=0.25, stackwise_kernel_sizes=[3, 3],
+            stackwise_num_repeats=[1, 1], stackwise_input_filters=[24, 24],
+            stackwise_output_filters=[24, 48],
+            stackwise_expansion_ratios=[1, 4],
+            stackwise_squeeze_and_excite_ratios=[0, 0.25],
+            stackwise_strides=[1, 2],
+            stackwise_conv_types=["fused", "unfused"], activation="relu",
+            input_shape=IMAGE),
+    }
+
+
+def keras_hub_backbones():
+    import keras_hub
+
+    M = keras_hub.models
+    return {
+        "ResNet": lambda: M.ResNetBackbone(
+            input_conv_filters=[64], input_conv_kernel_sizes=[3],
+            stackwise_num_filters=[64, 64], stackwise_num_blocks=[1, 1],
+            stackwise_num_strides=[1, 2], block_type="basic_block",
+            image_shape=IMAGE),
+        "VGG": lambda: M.VGGBackbone(
+            stackwise_num_repeats=[1, 1], stackwise_num_filters=[8, 16],
+            image_shape=IMAGE),
+        "DenseNet": lambda: M.DenseNetBackbone(
+            stackwise_num_repeats=[1, 1], image_shape=IMAGE, growth_rate=8),
+        "MobileNet": lambda: M.MobileNetBackbone(
+            stackwise_expansion=[[16], [4]], stackwise_num_blocks=[1, 1],
+            stackwise_num_filters=[[16], [24]],
+            stackwise_kernel_size=[[3], [3]],
+            stackwise_num_strides=[[2], [2]],
+            stackwise_se_ratio=[[0.25], [None]],
+            stackwise_activation=[["relu"], ["relu"]],
+            stackwise_padding=[[1], [1]], output_num_filters=32,
+            depthwise_filters=8, depthwise_stride=1,
+            depthwise_residual=False, last_layer_filter=32,
+            image_shape=IMAGE),
+        "ViT": lambda: M.ViTBackbone(
+            image_shape=(16, 16, 3), patch_size=4, num_layers=2,
+            num_heads=2, hidden_dim=8, mlp_dim=16),
+    }
