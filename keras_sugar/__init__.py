@@ -10,11 +10,13 @@ Example:
 from keras_sugar import layers
 from keras_sugar import surrogates
 from keras_sugar.activations import SugarReLU
+from keras_sugar.diagnostics import DeadUnitMonitor
+from keras_sugar.diagnostics import dead_unit_report
 from keras_sugar.activations import sugar_relu
 from keras_sugar.sugarify import SugarifyReport
 from keras_sugar.sugarify import sugarify
 
 __version__ = "0.1.0"
 
-__all__ = ["SugarReLU", "SugarifyReport", "layers", "sugar_relu", "sugarify",
+__all__ = ["DeadUnitMonitor", "SugarReLU", "dead_unit_report", "SugarifyReport", "layers", "sugar_relu", "sugarify",
            "surrogates"]

@@ -79,13 +79,14 @@ class SugarPatched(keras.layers.Layer):
         for path in self.sites:
             sublayer_at(layer, path).activation = activation
 
-    def build(self, *args, **kwargs):
-        # The wrapped layer builds itself on its first call, as it would
-        # unwrapped; tracing our *args call to build it would only warn.
-        self.built = True
+    def build(self, input_shape):
+        # Build the wrapped layer as calling it unwrapped would; the default
+        # build cannot trace through this wrapper's generic call signature.
+        if not self.layer.built:
+            self.layer.build(input_shape)
 
-    def call(self, *args, **kwargs):
-        return self.layer(*args, **kwargs)
+    def call(self, inputs, *args, **kwargs):
+        return self.layer(inputs, *args, **kwargs)
 
     def compute_output_spec(self, *args, **kwargs):
         return self.layer.compute_output_spec(*args, **kwargs)

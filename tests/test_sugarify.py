@@ -53,8 +53,9 @@ def check_rewrite(model, tmp_path, targets=("relu",), surrogate="bsilu"):
         np.testing.assert_array_equal(y_new, y_before)
     # The backward pass changed where there was something to replace.
     assert np.isfinite(grad_new).all()
-    if report.replaced:
-        assert not np.allclose(grad_new, grad_before)
+    if report.replaced:  # Input gradients of deep models are tiny.
+        scale = np.abs(grad_before).max()
+        assert np.abs(grad_new - grad_before).max() > 1e-3 * scale
     else:
         np.testing.assert_array_equal(grad_new, grad_before)
     # Saved and loaded, the model keeps its SUGAR activations.
@@ -167,7 +168,7 @@ class TestErrors:
 
 
 # One representative per family runs by default; the rest are marked slow.
-DEFAULT_APPLICATIONS = {"ResNet50V2"}
+DEFAULT_APPLICATIONS = {"VGG16"}
 
 
 @pytest.mark.parametrize("name", [
