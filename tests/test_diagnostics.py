@@ -1,0 +1,173 @@
+"""Dead-unit report and callback: right numbers, visible in training logs,
+and SUGAR revives units that ReLU leaves dead."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from keras_sugar import DeadUnitMonitor
+from keras_sugar import SugarReLU
+from keras_sugar import dead_unit_report
+from keras_sugar import sugarify
+from tests import zoo
+
+
+def dying_mlp(depth=4, width=16, bias=-1.0, seed=0):
+    """A narrow ReLU MLP with a negative bias: many units start dead.
+
+    Weights come from numpy, so every backend starts from the same point.
+    """
+    model = keras.Sequential(
+        [keras.Input((8,))]
+        + [keras.layers.Dense(width, activation="relu", name=f"hidden_{i}")
+           for i in range(depth)]
+        + [keras.layers.Dense(1, name="out")])
+    rng = np.random.default_rng(seed)
+    model.set_weights([
+        (rng.normal(size=w.shape) * np.sqrt(2.0 / w.shape[0])).astype(
+            "float32") if w.ndim == 2 else np.full(w.shape, bias, "float32")
+        for w in model.get_weights()])
+    return model
+
+
+def regression_data(n=256):
+    x = np.random.default_rng(0).normal(size=(n, 8)).astype("float32")
+    return x, (2.0 * x[:, :1] + 1.0).astype("float32")
+
+
+def numpy_dead_fractions(model, x):
+    """Dead fraction per hidden layer, straight from the layer outputs."""
+    fractions = []
+    for layer in model.layers[:-1]:
+        outputs = keras.ops.convert_to_numpy(
+            keras.Model(model.inputs, layer.output)(x))
+        fractions.append(float(np.mean(np.all(outputs == 0, axis=0))))
+    return fractions
+
+
+def train(model, x, y, epochs=10):
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    return model.fit(x, y, epochs=epochs, batch_size=32, verbose=0,
+                     shuffle=False)
+
+
+def test_report_matches_numpy_on_a_model_built_to_die():
+    model = dying_mlp()
+    x, _ = regression_data()
+    rows = dead_unit_report(model, x, batch_size=100)
+    expected = numpy_dead_fractions(model, x)
+    assert [r["layer"] for r in rows] == [f"hidden_{i}" for i in range(4)] + [
+        "total"]
+    np.testing.assert_allclose([r["dead_fraction"] for r in rows[:-1]],
+                               expected)
+    assert rows[-1]["units"] == 64
+    assert rows[-1]["dead_fraction"] == pytest.approx(np.mean(expected))
+    assert rows[-1]["dead_fraction"] > 0.3  # built to die
+    sparsity = np.mean([np.mean(keras.ops.convert_to_numpy(keras.Model(
+        model.inputs, l.output)(x)) == 0) for l in model.layers[:-1]])
+    assert rows[-1]["sparsity"] == pytest.approx(sparsity)
+
+
+def test_sugar_starts_equally_dead_and_revives_units():
+    x, y = regression_data()
+    relu_model = dying_mlp()
+    sugar_model = sugarify(relu_model, "bsilu")
+    relu_before = dead_unit_report(relu_model, x)[-1]["dead_fraction"]
+    sugar_before = dead_unit_report(sugar_model, x)[-1]["dead_fraction"]
+    assert sugar_before == relu_before  # identical forward pass
+    train(relu_model, x, y)
+    train(sugar_model, x, y)
+    relu_after = dead_unit_report(relu_model, x)[-1]["dead_fraction"]
+    sugar_after = dead_unit_report(sugar_model, x)[-1]["dead_fraction"]
+    assert relu_after == relu_before  # dead ReLUs never come back
+    assert sugar_after < relu_after - 0.1, (relu_after, sugar_after)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_monitor_writes_history_csv_and_per_layer_logs(tmp_path,
+                                                       jit_compile):
+    x, y = regression_data()
+    model = sugarify(dying_mlp(), "elu")
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse",
+                  jit_compile=jit_compile)
+    monitor = DeadUnitMonitor(probe=x[:128], every_n_batches=4)
+    csv_path = tmp_path / "log.csv"
+    history = model.fit(x, y, epochs=2, batch_size=32, verbose=0,
+                        callbacks=[monitor, keras.callbacks.CSVLogger(
+                            str(csv_path))])
+    logs = history.history
+    assert len(logs["dead_units"]) == 2
+    assert logs["dead_units"][-1] == pytest.approx(
+        dead_unit_report(model, x[:128])[-1]["dead_fraction"])
+    for i in range(4):
+        assert len(logs[f"dead_units/hidden_{i}"]) == 2
+    assert "sparsity" in logs
+    # 8 batches per epoch, every 4 batches, plus each epoch end.
+    assert [(e, b) for e, b, _ in monitor.history] == [
+        (0, 3), (0, 7), (0, None), (1, 3), (1, 7), (1, None)]
+    with open(csv_path) as f:
+        header = next(csv.reader(f))
+    assert "dead_units" in header and "dead_units/hidden_0" in header
+
+
+def test_monitor_does_not_change_training():
+    x, y = regression_data()
+    plain, monitored = dying_mlp(), dying_mlp()
+    for model in (plain, monitored):
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    plain.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
+    monitored.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False,
+                  callbacks=[DeadUnitMonitor(x, every_n_batches=1)])
+    for a, b in zip(plain.get_weights(), monitored.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_every_form_is_measured_including_nested_models():
+    model = zoo.every_form()
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    names = [r["layer"] for r in dead_unit_report(model, x)]
+    assert names == ["relu", "re_lu", "act", "inner/inner_dense",
+                     "inner/inner_relu", "total"]
+    sugar_names = [r["layer"] for r in dead_unit_report(sugarify(model), x)]
+    assert len(sugar_names) == len(names)
+
+
+def test_conv_units_are_channels():
+    model = keras.Sequential([
+        keras.Input((6, 6, 1)),
+        keras.layers.Conv2D(4, 3, activation=SugarReLU(), bias_initializer=(
+            keras.initializers.Constant(-100.0))),
+    ])
+    x = np.random.default_rng(0).normal(size=(5, 6, 6, 1)).astype("float32")
+    row = dead_unit_report(model, x)[0]
+    assert row["units"] == 4 and row["dead"] == 4 and row["sparsity"] == 1.0
+
+
+class TestBadInput:
+    def test_empty_probe(self):
+        with pytest.raises(ValueError, match="probe data is empty"):
+            dead_unit_report(dying_mlp(), np.zeros((0, 8), "float32"))
+
+    def test_wrong_shape(self):
+        with pytest.raises(ValueError, match=r"shape \(5,\).*takes \(8,\)"):
+            dead_unit_report(dying_mlp(), np.zeros((4, 5), "float32"))
+
+    def test_no_rectified_units(self):
+        model = keras.Sequential([keras.Input((3,)),
+                                  keras.layers.Dense(2, activation="tanh")])
+        with pytest.raises(ValueError, match="no rectified units"):
+            dead_unit_report(model, np.ones((2, 3), "float32"))
+
+    def test_callback_checks_at_train_begin(self):
+        model = dying_mlp()
+        model.compile(optimizer="sgd", loss="mse")
+        x, y = regression_data()
+        with pytest.raises(ValueError, match="probe data is empty"):
+            model.fit(x, y, verbose=0,
+                      callbacks=[DeadUnitMonitor(x[:0])])
+
+    def test_bad_frequency(self):
+        with pytest.raises(ValueError, match="every_n_batches=0"):
+            DeadUnitMonitor(np.ones((2, 8)), every_n_batches=0)
