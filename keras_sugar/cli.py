@@ -27,6 +27,12 @@ def _parser():
     bench.add_argument("--repeats", type=int, default=None)
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--json", help="Also write the results here.")
+
+    plot = commands.add_parser(
+        "plot", help="Draw the surrogates and derivatives beside ReLU.")
+    plot.add_argument("--out", default="surrogates.png")
+    plot.add_argument("--surrogates", default=None,
+                      help="Comma-separated names (default: all built-ins).")
     return parser
 
 
@@ -51,6 +57,11 @@ def main(argv=None):
         from keras_sugar import benchmark
 
         benchmark.main(args)
+    elif args.command == "plot":
+        from keras_sugar import plots
+
+        names = args.surrogates.split(",") if args.surrogates else None
+        print(plots.plot_surrogates(args.out, names))
     return 0
 
 

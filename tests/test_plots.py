@@ -1,0 +1,58 @@
+"""Figures: the curves drawn are the real surrogates, files are written."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_sugar import surrogates
+from tests import reference
+
+plots = pytest.importorskip("keras_sugar.plots")
+pytest.importorskip("matplotlib")
+
+
+@pytest.mark.parametrize("name", surrogates.BUILTINS)
+def test_curves_are_the_surrogate_and_its_derivative(name):
+    x = np.linspace(-4, 4, 81) + 0.01
+    f, d = plots.surrogate_curves(name, x)
+    np.testing.assert_allclose(d, reference.derivative(name, {}, x),
+                               rtol=1e-5, atol=1e-6)
+    # f' is the derivative of f (central differences on the grid).
+    inner = slice(2, -2)
+    np.testing.assert_allclose(np.gradient(f, x)[inner], d[inner],
+                               atol=2e-2)
+
+
+def read_png(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)
+
+
+def test_plot_surrogates_writes_a_png(tmp_path):
+    path = plots.plot_surrogates(str(tmp_path / "s.png"), ["bsilu", "nelu"])
+    image = read_png(path)
+    assert image.shape[0] > 300 and image.shape[1] > 800
+    assert image.std() > 0.05  # something was drawn
+
+
+def test_plot_dead_units(tmp_path):
+    history = {"dead_units": [0.5, 0.4, 0.3], "dead_units/a": [0.6, 0.5, 0.2],
+               "loss": [3.0, 2.0, 1.0]}
+    path = plots.plot_dead_units(history, str(tmp_path / "d.png"))
+    assert read_png(path).std() > 0.05
+    with pytest.raises(ValueError, match="DeadUnitMonitor"):
+        plots.plot_dead_units({"loss": [1.0]}, str(tmp_path / "x.png"))
+
+
+def test_command_line_draws_the_figure(tmp_path):
+    out = tmp_path / "fig.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_sugar", "plot", "--out", str(out),
+         "--surrogates", "bsilu,elu"], capture_output=True, text=True,
+        env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert read_png(out).std() > 0.05
