@@ -20,9 +20,10 @@ def test_curves_are_the_surrogate_and_its_derivative(name):
     f, d = plots.surrogate_curves(name, x)
     np.testing.assert_allclose(d, reference.derivative(name, {}, x),
                                rtol=1e-5, atol=1e-6)
-    # f' is the derivative of f (central differences on the grid).
-    inner = slice(2, -2)
-    np.testing.assert_allclose(np.gradient(f, x)[inner], d[inner],
+    # f' is the derivative of f (central differences on the grid, away
+    # from the ends and from the kinks at 0 of ELU, NeLU and LeakyReLU).
+    smooth = (np.abs(x) > 0.25) & (np.abs(x) < 3.9)
+    np.testing.assert_allclose(np.gradient(f, x)[smooth], d[smooth],
                                atol=2e-2)
 
 
