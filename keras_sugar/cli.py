@@ -28,6 +28,35 @@ def _parser():
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--json", help="Also write the results here.")
 
+    compare = commands.add_parser(
+        "compare", help="Train one model with several activations and "
+        "seeds; print the paper-style table.")
+    compare.add_argument("--data", default="mnist1d",
+                         help="mnist1d, digits, or a .npz file with x_train, "
+                         "y_train, x_test, y_test.")
+    compare.add_argument("--model", default="vgg",
+                         choices=["vgg", "resnet", "mlp"])
+    compare.add_argument("--layout", default="vgg16",
+                         help="VGG layout: vgg11, vgg16.")
+    compare.add_argument("--width", type=float, default=0.125,
+                         help="Filter-count multiplier (1.0 = the paper's).")
+    compare.add_argument("--dense-units", type=int, default=512)
+    compare.add_argument("--activations",
+                         default="relu,sugar:bsilu,sugar:nelu,sugar:elu,gelu",
+                         help="Comma-separated: relu, gelu, ..., "
+                         "sugar:<surrogate>[:param=value].")
+    compare.add_argument("--seeds", default="3",
+                         help="A count (3 = seeds 0,1,2) or a list: 0,4,7.")
+    compare.add_argument("--epochs", type=int, default=10)
+    compare.add_argument("--batch-size", type=int, default=64)
+    compare.add_argument("--lr", type=float, default=0.05)
+    compare.add_argument("--momentum", type=float, default=0.0,
+                         help="0 = plain SGD, as in the paper.")
+    compare.add_argument("--out", default=None,
+                         help="Folder for results.json/.csv and a PNG.")
+    compare.add_argument("--quiet", action="store_true",
+                         help="No progress bars.")
+
     plot = commands.add_parser(
         "plot", help="Draw the surrogates and derivatives beside ReLU.")
     plot.add_argument("--out", default="surrogates.png")
@@ -57,6 +86,10 @@ def main(argv=None):
         from keras_sugar import benchmark
 
         benchmark.main(args)
+    elif args.command == "compare":
+        from keras_sugar import compare
+
+        compare.main(args)
     elif args.command == "plot":
         from keras_sugar import plots
 
