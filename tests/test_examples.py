@@ -1,0 +1,32 @@
+"""The example scripts run as documented and say what they promise."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *args):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", script), *args],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_quickstart_trains():
+    out = run("quickstart.py")
+    first, last = out.split("train loss ")[1].split(",")[0].split(" -> ")
+    assert float(last) < float(first)
+
+
+@pytest.mark.parametrize("library", ["cv", "hub"])
+def test_sugarify_backbone_survives_reload(library):
+    pytest.importorskip(f"keras_{library}")
+    out = run("sugarify_backbone.py", "--library", library)
+    assert "same predictions: True" in out
+    replaced = out.split("sugarify: ")[1].split(" site(s)")[0]
+    assert f"reloaded with {replaced} SugarReLU activations" in out
