@@ -47,11 +47,11 @@ def _parser():
                          "sugar:<surrogate>[:param=value].")
     compare.add_argument("--seeds", default="3",
                          help="A count (3 = seeds 0,1,2) or a list: 0,4,7.")
-    compare.add_argument("--epochs", type=int, default=10)
+    compare.add_argument("--epochs", type=int, default=30)
     compare.add_argument("--batch-size", type=int, default=64)
-    compare.add_argument("--lr", type=float, default=0.05)
-    compare.add_argument("--momentum", type=float, default=0.0,
-                         help="0 = plain SGD, as in the paper.")
+    compare.add_argument("--lr", type=float, default=0.005)
+    compare.add_argument("--momentum", type=float, default=0.9,
+                         help="SGD momentum; 0 for plain SGD.")
     compare.add_argument("--out", default=None,
                          help="Folder for results.json/.csv and a PNG.")
     compare.add_argument("--quiet", action="store_true",

@@ -78,7 +78,7 @@ def build(model, dataset, activation, **model_kwargs):
 
 
 def train_once(dataset, model, spec, seed, epochs, batch_size, lr,
-               momentum=0.0, verbose=1, probe_size=1024, **model_kwargs):
+               momentum=0.9, verbose=1, probe_size=1024, **model_kwargs):
     """One training run; returns a dict of its results and curves."""
     keras.utils.set_random_seed(seed)  # Same init for every activation.
     net = build(model, dataset, parse_activation(spec), **model_kwargs)
@@ -174,7 +174,7 @@ def write_outputs(out, config, runs, summary):
 
 
 def run(data="mnist1d", model="vgg", activations=DEFAULT_ACTIVATIONS,
-        seeds=(0, 1, 2), epochs=10, batch_size=64, lr=0.05, momentum=0.0,
+        seeds=(0, 1, 2), epochs=30, batch_size=64, lr=0.005, momentum=0.9,
         out=None, verbose=1, **model_kwargs):
     """Runs the whole comparison; returns `(summary, runs)`."""
     dataset = datasets.load(data)

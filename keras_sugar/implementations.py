@@ -12,7 +12,7 @@ They differ only in speed and in what they keep for the backward pass:
 - `"custom_gradient"`: `ops.custom_gradient` with forward `relu(x)` and
   backward `upstream * f'(x)`. Needs the analytic derivative; keeps only `x`.
 - `"auto"`: the fastest of these on the current backend, as measured by
-  `examples/benchmark.py`.
+  `keras-sugar bench`.
 
 `sg(relu(x)) + (f(x) - sg(f(x)))` is bit-exact because `f(x) - f(x)` is
 exactly zero for finite `f(x)`; the tempting `relu(x) + f(x) - sg(f(x))`
@@ -26,10 +26,13 @@ from keras import ops
 IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
 
-# Measured with examples/benchmark.py on a 2-core CPU (see README): the
-# custom gradient saves torch's eager autograd from recording f's graph;
-# under XLA (TensorFlow, JAX) the fused straight-through form is as fast.
-_AUTO = {"torch": "custom_gradient"}
+# Measured with `keras-sugar bench` on a 2-core CPU (table in the README).
+# torch (eager): the custom gradient keeps only x for the backward pass and
+# skips recording f's graph: fastest, and no more memory than ReLU. JAX:
+# the multiplicative form fuses best and XLA keeps no more than for ReLU.
+# TensorFlow: the straight-through form is fastest under XLA.
+_AUTO = {"torch": "custom_gradient", "jax": "multiplicative",
+         "tensorflow": "straight_through"}
 _AUTO_DEFAULT = "straight_through"
 
 
