@@ -10,13 +10,16 @@ Example:
 from keras_sugar import layers
 from keras_sugar import surrogates
 from keras_sugar.activations import SugarReLU
+from keras_sugar.activations import sugar_relu
 from keras_sugar.diagnostics import DeadUnitMonitor
 from keras_sugar.diagnostics import dead_unit_report
-from keras_sugar.activations import sugar_relu
+from keras_sugar.patching import SugarPatched
 from keras_sugar.sugarify import SugarifyReport
 from keras_sugar.sugarify import sugarify
 
 __version__ = "0.1.0"
 
-__all__ = ["DeadUnitMonitor", "SugarReLU", "dead_unit_report", "SugarifyReport", "layers", "sugar_relu", "sugarify",
-           "surrogates"]
+__all__ = [
+    "DeadUnitMonitor", "SugarPatched", "SugarReLU", "SugarifyReport",
+    "dead_unit_report", "layers", "sugar_relu", "sugarify", "surrogates",
+]

@@ -12,15 +12,19 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _parser():
+    # --backend is accepted before or after the subcommand.
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", choices=BACKENDS,
+                         default=argparse.SUPPRESS,
+                         help="Keras backend (default: KERAS_BACKEND).")
     parser = argparse.ArgumentParser(
-        prog="keras-sugar",
+        prog="keras-sugar", parents=[backend],
         description="SUGAR (surrogate gradient learning for ReLU) tools.")
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="Keras backend (default: KERAS_BACKEND).")
     commands = parser.add_subparsers(dest="command", required=True)
 
     bench = commands.add_parser(
-        "bench", help="Speed and memory against ReLU and GELU.")
+        "bench", parents=[backend],
+        help="Speed and memory against ReLU and GELU.")
     bench.add_argument("--quick", action="store_true",
                        help="Tiny sizes and few repeats (a smoke run).")
     bench.add_argument("--surrogate", default="bsilu")
@@ -29,7 +33,7 @@ def _parser():
     bench.add_argument("--json", help="Also write the results here.")
 
     compare = commands.add_parser(
-        "compare", help="Train one model with several activations and "
+        "compare", parents=[backend], help="Train one model with several activations and "
         "seeds; print the paper-style table.")
     compare.add_argument("--data", default="mnist1d",
                          help="mnist1d, digits, or a .npz file with x_train, "
@@ -58,7 +62,7 @@ def _parser():
                          help="No progress bars.")
 
     plot = commands.add_parser(
-        "plot", help="Draw the surrogates and derivatives beside ReLU.")
+        "plot", parents=[backend], help="Draw the surrogates and derivatives beside ReLU.")
     plot.add_argument("--out", default="surrogates.png")
     plot.add_argument("--surrogates", default=None,
                       help="Comma-separated names (default: all built-ins).")
@@ -81,7 +85,7 @@ def _ensure_backend(backend, argv):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    _ensure_backend(args.backend, argv)
+    _ensure_backend(getattr(args, "backend", None), argv)
     if args.command == "bench":
         from keras_sugar import benchmark
 

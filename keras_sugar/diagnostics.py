@@ -10,25 +10,19 @@ same model reports the same numbers before it is trained either way.
 import keras
 import numpy as np
 
+from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
-
-
-def _is_rectifier(function):
-    return function is keras.activations.relu or isinstance(function,
-                                                            SugarReLU)
 
 
 def _rectifies(op):
     """Whether `op`'s output is a plain ReLU (or SugarReLU) output."""
     if isinstance(op, keras.layers.ReLU):
-        return (op.max_value is None and not op.negative_slope
-                and not op.threshold)
+        return relu_sites.is_plain_relu(op)
     if isinstance(op, keras.layers.Layer):
-        return _is_rectifier(getattr(op, "activation", None))
-    # Raw `ops.relu` / `activations.relu` nodes of a functional graph.
-    name = type(op).__name__
-    return name == "Relu" or name == "ReLU" and (
-        op.max_value is None and not op.negative_slope and not op.threshold)
+        activation = getattr(op, "activation", None)
+        return isinstance(activation, SugarReLU) or (
+            relu_sites.target_of_function(activation, ("relu",)) == "relu")
+    return relu_sites.raw_op_target(op, ("relu",)) == "relu"
 
 
 def _graph_operations(model):

@@ -27,11 +27,10 @@ IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
 
 # Measured with `keras-sugar bench` on a 2-core CPU (table in the README).
-# torch (eager): the custom gradient keeps only x for the backward pass and
-# skips recording f's graph: fastest, and no more memory than ReLU. JAX:
-# the multiplicative form fuses best and XLA keeps no more than for ReLU.
-# TensorFlow: the straight-through form is fastest under XLA.
-_AUTO = {"torch": "custom_gradient", "jax": "multiplicative",
+# torch (eager) and JAX: the custom gradient keeps only x for the backward
+# pass (no more memory than ReLU) and was fastest. TensorFlow: the
+# straight-through form was fastest (or tied) under XLA.
+_AUTO = {"torch": "custom_gradient", "jax": "custom_gradient",
          "tensorflow": "straight_through"}
 _AUTO_DEFAULT = "straight_through"
 

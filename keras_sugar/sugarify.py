@@ -14,16 +14,9 @@ import keras
 
 from keras_sugar import layers as sugar_layers
 from keras_sugar import patching
+from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
 
-# Activation functions and raw-op class names per target. `ops.relu` makes
-# `Relu` nodes; `keras.activations.relu` on a symbolic tensor makes `ReLU`.
-TARGETS = {
-    "relu": ((keras.activations.relu,), ("Relu", "ReLU")),
-    "gelu": ((keras.activations.gelu,), ("Gelu",)),
-    "silu": ((keras.activations.silu, keras.activations.swish),
-             ("Silu", "Swish")),
-}
 # Layers from other packages (keras_cv, keras_hub, user code) are walked for
 # sublayer activations; core Keras layers hold theirs in their config.
 _CORE_PACKAGE = "keras"
@@ -94,33 +87,6 @@ class SugarifyReport:
     __repr__ = __str__
 
 
-def _target_of_function(function, targets):
-    for target in targets:
-        if any(function is f for f in TARGETS[target][0]):
-            return target
-    return None
-
-
-def _is_plain_relu(relu):
-    """For `ReLU` layers and ops: no cap, slope or threshold."""
-    return (relu.max_value is None and not relu.negative_slope
-            and not relu.threshold)
-
-
-def _raw_op_target(op, targets):
-    """The target a raw (non-layer) op computes, `"capped"` for ReLU
-    variants (relu6, leaky, thresholded), or None."""
-    if isinstance(op, keras.layers.Layer):
-        return None
-    name = type(op).__name__
-    if name == "Relu6" or name == "ReLU" and not _is_plain_relu(op):
-        return "capped" if "relu" in targets else None
-    for target in targets:
-        if name in TARGETS[target][1]:
-            return target
-    return None
-
-
 def _is_core_keras(obj):
     return type(obj).__module__.split(".")[0] == _CORE_PACKAGE
 
@@ -177,7 +143,7 @@ class _Rewriter:
         return new
 
     def _clone_op(self, op):
-        target = _raw_op_target(op, self.targets)
+        target = relu_sites.raw_op_target(op, self.targets)
         if target == "capped":
             self.report.skipped.append(Site(
                 self.path(op), "raw op", "relu",
@@ -195,7 +161,7 @@ class _Rewriter:
         if isinstance(layer, keras.layers.ReLU):
             if "relu" not in self.targets:
                 return layer.__class__.from_config(config)
-            if not _is_plain_relu(layer):
+            if not relu_sites.is_plain_relu(layer):
                 self.report.skipped.append(Site(
                     path, "ReLU layer", "relu",
                     f"max_value={layer.max_value}, negative_slope="
@@ -210,7 +176,7 @@ class _Rewriter:
                 name=layer.name, dtype=layer.dtype_policy,
                 **self.activation.params)
         activation = getattr(layer, "activation", None)
-        target = (_target_of_function(activation, self.targets)
+        target = (relu_sites.target_of_function(activation, self.targets)
                   if callable(activation) else None)
         if target and "activation" in config:
             form = ("Activation layer"
@@ -221,7 +187,7 @@ class _Rewriter:
         return layer.__class__.from_config(config)
 
     def matches(self, function):
-        return _target_of_function(function, self.targets) is not None
+        return relu_sites.target_of_function(function, self.targets) is not None
 
     def _patch_custom_layer(self, original, new):
         """Swaps activations inside a custom layer; wraps it to persist."""
@@ -247,11 +213,12 @@ class _Rewriter:
             sites.append(site)
             self.report.replaced.append(Site(
                 f"{path}/{names}", form,
-                _target_of_function(sublayer.activation, self.targets)))
+                relu_sites.target_of_function(sublayer.activation,
+                                              self.targets)))
         if "relu" in self.targets:
             for sublayer in layer._flatten_layers(include_self=False):
                 if (isinstance(sublayer, keras.layers.ReLU)
-                        and _is_plain_relu(sublayer)):
+                        and relu_sites.is_plain_relu(sublayer)):
                     self.report.unreachable.append(Site(
                         f"{path}/.../{sublayer.name}", "ReLU layer", "relu",
                         f"inside {type(layer).__name__}, which builds its "
@@ -306,7 +273,7 @@ def _patch_whole_model(model, rewriter, clone_error):
             f"({config_error}). Nothing was changed.") from config_error
     sites = rewriter.swap_inside(copy, model.name, "in place (wrapped)")
     for op in copy.operations:
-        target = _raw_op_target(op, rewriter.targets)
+        target = relu_sites.raw_op_target(op, rewriter.targets)
         if target and target != "capped":
             rewriter.report.unreachable.append(Site(
                 f"{model.name}/{op.name}", "raw op", target,
@@ -367,11 +334,12 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     if isinstance(targets, str):
         targets = (targets,)
     targets = tuple(targets)
-    unknown = [t for t in targets if t not in TARGETS]
+    unknown = [t for t in targets if t not in relu_sites.TARGETS]
     if unknown or not targets:
         raise ValueError(
             f"Unknown sugarify target(s) {unknown or targets}. Valid "
-            f"targets: {sorted(TARGETS)}. Received: targets={targets}")
+            f"targets: {sorted(relu_sites.TARGETS)}. Received: "
+            f"targets={targets}")
     activation = SugarReLU(surrogate, negative_only=negative_only,
                            implementation=implementation, **params)
     # Functional models (and their Backbone subclasses) run their graph

@@ -77,13 +77,18 @@ def test_summary_is_mean_and_std_over_seeds():
 
 
 def test_command_line_prints_the_table_and_writes_files(tmp_path):
+    # --backend switches to another backend than this process's.
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[
+        keras.backend.backend()]
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
          "--model", "mlp", "--epochs", "1", "--seeds", "2",
-         "--activations", "relu,sugar:bsilu", "--quiet", "--out", str(out)],
+         "--activations", "relu,sugar:bsilu", "--quiet", "--out", str(out),
+         "--backend", other],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"backend={other}" in proc.stdout
     assert "test acc % (mean +- std)" in proc.stdout
     assert "sugar:bsilu" in proc.stdout
     with open(out / "results.json") as f:

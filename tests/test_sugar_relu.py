@@ -155,7 +155,8 @@ def test_non_float_input_is_a_type_error(dtype):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"surrogate": "relu6"}, ValueError, "Unknown surrogate 'relu6'.*bsilu"),
+        ({"surrogate": "relu6"}, ValueError,
+         "Unknown surrogate 'relu6'.*bsilu"),
         ({"surrogate": 3}, TypeError, "surrogate=3"),
         ({"surrogate": "nelu", "beta": 1.0}, ValueError,
          r"Unknown parameter\(s\) \['beta'\].*\['alpha'\]"),
