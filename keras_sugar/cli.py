@@ -33,7 +33,8 @@ def _parser():
     bench.add_argument("--json", help="Also write the results here.")
 
     compare = commands.add_parser(
-        "compare", parents=[backend], help="Train one model with several activations and "
+        "compare", parents=[backend],
+        help="Train one model with several activations and "
         "seeds; print the paper-style table.")
     compare.add_argument("--data", default="mnist1d",
                          help="mnist1d, digits, or a .npz file with x_train, "
@@ -62,7 +63,8 @@ def _parser():
                          help="No progress bars.")
 
     plot = commands.add_parser(
-        "plot", parents=[backend], help="Draw the surrogates and derivatives beside ReLU.")
+        "plot", parents=[backend],
+        help="Draw the surrogates and derivatives beside ReLU.")
     plot.add_argument("--out", default="surrogates.png")
     plot.add_argument("--surrogates", default=None,
                       help="Comma-separated names (default: all built-ins).")

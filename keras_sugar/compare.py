@@ -208,7 +208,7 @@ def main(args):
     if args.model == "vgg":
         model_kwargs = {"layout": args.layout, "width": args.width,
                         "dense_units": args.dense_units}
-    elif args.model in ("resnet",):
+    elif args.model == "resnet":
         model_kwargs = {"width": args.width}
     summary, _ = run(
         data=args.data, model=args.model,

@@ -66,37 +66,31 @@ def resolve(implementation, surrogate):
     return implementation
 
 
-def _surrogate_function(surrogate, params, negative_only):
-    def function(x):
-        f = surrogate.function(x, **params)
-        if negative_only:
-            f = ops.where(x > 0, x, f)
-        # Python-float constants can promote float16 to float32 on some
-        # backends; the injected term must keep x's dtype.
-        return ops.cast(f, x.dtype)
-
-    return function
+def _surrogate_function(x, surrogate, params, negative_only):
+    f = surrogate.function(x, **params)
+    if negative_only:
+        f = ops.where(x > 0, x, f)
+    # Python-float constants can promote float16 to float32 on some
+    # backends; the injected term must keep x's dtype.
+    return ops.cast(f, x.dtype)
 
 
-def _surrogate_derivative(surrogate, params, negative_only):
-    def derivative(x):
-        d = surrogate.derivative(x, **params)
-        if negative_only:
-            d = ops.where(x > 0, 1.0, d)
-        return ops.cast(d, x.dtype)
-
-    return derivative
+def _surrogate_derivative(x, surrogate, params, negative_only):
+    d = surrogate.derivative(x, **params)
+    if negative_only:
+        d = ops.where(x > 0, 1.0, d)
+    return ops.cast(d, x.dtype)
 
 
 def straight_through(x, surrogate, params, negative_only=False):
     """`sg(relu(x)) + (f(x) - sg(f(x)))`: exact ReLU, gradient `f'`."""
-    f = _surrogate_function(surrogate, params, negative_only)(x)
+    f = _surrogate_function(x, surrogate, params, negative_only)
     return ops.stop_gradient(ops.relu(x)) + (f - ops.stop_gradient(f))
 
 
 def multiplicative(x, surrogate, params, negative_only=False):
     """`sg(relu(x)) + (x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`."""
-    d = _surrogate_derivative(surrogate, params, negative_only)(x)
+    d = _surrogate_derivative(x, surrogate, params, negative_only)
     zero_with_gradient_one = x - ops.stop_gradient(x)
     return ops.stop_gradient(ops.relu(x)) + zero_with_gradient_one * (
         ops.stop_gradient(d))
@@ -109,8 +103,6 @@ def custom_gradient(x, surrogate, params, negative_only=False):
     on a symbolic `KerasTensor` Keras' custom gradient raises or drops the
     gradient. `sugar_relu` guarantees that.
     """
-    derivative = _surrogate_derivative(surrogate, params, negative_only)
-
     @ops.custom_gradient
     def relu_with_surrogate_gradient(inputs):
         # torch passes the saved inputs positionally and the incoming
@@ -118,7 +110,8 @@ def custom_gradient(x, surrogate, params, negative_only=False):
         def grad(*args, upstream=None):
             if upstream is None:
                 upstream = args[0]
-            return upstream * derivative(inputs)
+            return upstream * _surrogate_derivative(
+                inputs, surrogate, params, negative_only)
 
         return ops.relu(inputs), grad
 

@@ -119,8 +119,7 @@ class _Rewriter:
         if hasattr(layer, "operations"):
             children = layer.operations
         elif isinstance(layer, keras.layers.Layer):
-            children = layer._flatten_layers(include_self=False,
-                                             recursive=False)
+            children = patching.children(layer)
         for child in children:
             if child is not layer and id(child) not in self.paths:
                 self._index_paths(child, f"{path}/{child.name}")

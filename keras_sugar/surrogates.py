@@ -262,6 +262,10 @@ def available():
 # ---------------------------------------------------------------------------
 
 
+_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895314e38,
+              "float32": 3.4028235e38, "float64": 1.7976931348623157e308}
+
+
 def _positive(value):
     return value > 0
 
@@ -295,17 +299,16 @@ def bsilu(x, alpha=1.67):
     return (x + alpha) * ops.sigmoid(x) - alpha / 2.0
 
 
-# Below -bound, NeLU's derivative 2ax/(1+x^2)^2 ~ 2a/x^3 is far below the
-# dtype's smallest normal, so clipping there changes nothing while keeping
-# x^2 finite (float16 overflows at |x| > 256).
-_NELU_BOUND = {"float16": 2.0**7, "float64": 2.0**500}
-_NELU_DEFAULT_BOUND = 2.0**62  # float32 and bfloat16 share the exponent range.
+def _float_max(x):
+    """The largest finite value of `x`'s dtype."""
+    return _FLOAT_MAX[backend.standardize_dtype(x.dtype)]
 
 
 def _nelu_negative(x):
-    bound = _NELU_BOUND.get(backend.standardize_dtype(x.dtype),
-                            _NELU_DEFAULT_BOUND)
-    return ops.clip(x, -bound, 0.0)
+    # Clipping at -sqrt(max)/2 keeps x^2 finite (float16 overflows at
+    # |x| > 256); below it NeLU's derivative ~ 2a/x^3 is already far below
+    # the dtype's smallest normal, so no value changes.
+    return ops.clip(x, -math.sqrt(_float_max(x)) / 2.0, 0.0)
 
 
 def _nelu_derivative(x, alpha=0.05):
@@ -337,10 +340,6 @@ SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
 
-_FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895314e38,
-              "float32": 3.4028235e38, "float64": 1.7976931348623157e308}
-
-
 def _selu_derivative(x):
     return SELU_SCALE * _elu_derivative(x, SELU_ALPHA)
 
@@ -351,8 +350,7 @@ def selu(x):
     # scale > 1, so scale * x would overflow in the top 6% of the range
     # (1% margin for rounding the bound); there the straight-through
     # gradient is 0, the analytic implementations still give `scale`.
-    bound = _FLOAT_MAX[backend.standardize_dtype(x.dtype)] / (
-        SELU_SCALE * 1.01)
+    bound = _float_max(x) / (SELU_SCALE * 1.01)
     return SELU_SCALE * elu(ops.where(x > bound, bound, x), SELU_ALPHA)
 
 
