@@ -3,19 +3,29 @@ reload it, and show what changed.
 
 Run: python examples/sugarify_backbone.py [--library cv|hub]   (any backend)
 
-Backbones are built from config (weights=None, no download); the data is
-generated.
+Needs keras_cv (pip install "keras-sugar[cv]") or keras_hub
+(pip install "keras-sugar[hub]"). Backbones are built from config
+(weights=None, no download); the data is generated.
 """
 
 import argparse
+import importlib
 import os
 import tempfile
 
-import keras
-import numpy as np
+EXTRAS = {"cv": "keras_cv", "hub": "keras_hub"}
 
-from keras_sugar import sugarify
-from keras_sugar.sugarify import count_sugar_sites
+
+def require(library):
+    """Imports keras_cv or keras_hub, or says how to install it."""
+    module = EXTRAS[library]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+        raise SystemExit(f"This example needs {module}: pip install "
+                         f"\"keras-sugar[{library}]\"") from error
 
 
 def backbone(library):
@@ -48,6 +58,14 @@ def classifier(library, backbone, num_classes):
 
 
 def main(library):
+    require(library)
+    # Imported once the arguments are read, so --help starts no backend.
+    import keras
+    import numpy as np
+
+    from keras_sugar import sugarify
+    from keras_sugar.rewrite import count_sugar_sites
+
     keras.utils.set_random_seed(0)
     original = backbone(library)
     sugar_backbone = sugarify(original, "bsilu")
@@ -73,6 +91,9 @@ def main(library):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--library", choices=["cv", "hub"], default="cv")
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--library", choices=sorted(EXTRAS), default="cv",
+                        help="keras_cv or keras_hub backbone (default: cv)")
     main(parser.parse_args().library)

@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_sugar.cli import main
+from keras_sugar.experiments.cli import main
 
 sys.exit(main())

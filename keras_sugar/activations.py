@@ -75,6 +75,10 @@ def sugar_relu(x, surrogate="bsilu", negative_only=False,
 class SugarReLU:
     """Serializable SUGAR activation: exact ReLU, surrogate gradient.
 
+    The activation object (`keras_sugar.SugarReLU`), for `activation=` and
+    `Activation(...)`; for the layer form, see
+    `keras_sugar.layers.SugarReLU`.
+
     Formula:
     ```
     forward:  y = relu(x)

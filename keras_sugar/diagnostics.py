@@ -10,6 +10,7 @@ same model reports the same numbers before it is trained either way.
 import keras
 import numpy as np
 
+from keras_sugar import model_graph
 from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
 
@@ -25,18 +26,6 @@ def _rectifies(op):
     return relu_sites.raw_op_target(op, ("relu",)) == "relu"
 
 
-def _graph_operations(model):
-    """The nodes of a functional model, or a Sequential model's layers."""
-    if isinstance(model, keras.Sequential):
-        return model.layers if model.built else []
-    return getattr(model, "operations", [])
-
-
-def _is_graph_model(layer):
-    return isinstance(layer, keras.Sequential) or hasattr(layer,
-                                                          "operations")
-
-
 def rectified_sites(model, prefix=""):
     """Returns `[(path, tensor_or_model)]` for the rectified outputs.
 
@@ -47,12 +36,12 @@ def rectified_sites(model, prefix=""):
     Layers called more than once have no single output and are left out.
     """
     sites = []
-    for op in _graph_operations(model):
-        if isinstance(op, keras.layers.InputLayer) or len(
-                op._inbound_nodes) != 1:
+    for op in model_graph.nodes(model):
+        if (isinstance(op, keras.layers.InputLayer)
+                or model_graph.call_count(op) != 1):
             continue
-        path = f"{prefix}{op.name}"
-        if _is_graph_model(op):
+        path = model_graph.join(prefix, op.name)
+        if model_graph.is_graph_model(op):
             if rectified_sites(op):
                 sites.append((path, op))
         elif _rectifies(op):
@@ -64,7 +53,7 @@ class _Probe:
     """Computes every rectified output of a model for a batch."""
 
     def __init__(self, model, prefix=""):
-        if not _is_graph_model(model) or not model.built:
+        if not model_graph.is_graph_model(model) or not model.built:
             raise ValueError(
                 f"Dead-unit measurement needs a built functional or "
                 f"Sequential model. Received: {type(model).__name__} "
@@ -73,7 +62,7 @@ class _Probe:
         for path, target in rectified_sites(model, prefix):
             if isinstance(target, keras.layers.Layer):
                 # Feed the nested model its input, then probe inside it.
-                self.nested.append((len(outputs), _Probe(target, f"{path}/")))
+                self.nested.append((len(outputs), _Probe(target, path)))
                 outputs.append(target.input)
             else:
                 self.layer_names.append(path)
@@ -188,17 +177,6 @@ def dead_unit_report(model, data, batch_size=256):
     """
     stats = measure(model, data, batch_size)
     return stats.layers() + [{"layer": "total", **stats.totals()}]
-
-
-def format_report(rows):
-    """Renders `dead_unit_report` rows as a text table."""
-    lines = [f"{'layer':<40}{'units':>8}{'dead':>8}{'dead %':>9}"
-             f"{'sparsity':>10}"]
-    for row in rows:
-        lines.append(f"{row['layer']:<40}{row['units']:>8}{row['dead']:>8}"
-                     f"{100 * row['dead_fraction']:>8.1f}%"
-                     f"{row['sparsity']:>10.3f}")
-    return "\n".join(lines)
 
 
 class DeadUnitMonitor(keras.callbacks.Callback):

@@ -1,18 +1,25 @@
 """`keras_sugar.layers.SugarReLU`: the layer form of the SUGAR activation.
 
-Named like `keras.layers.ReLU` next to `keras.activations.relu`: use it where
-a model is written as a stack of layers; use `keras_sugar.SugarReLU` inline.
+Two classes share the name, as `keras.layers.ReLU` and
+`keras.activations.relu` do: `keras_sugar.layers.SugarReLU` (this module) is
+a `keras.layers.Layer`, for models written as a stack of layers;
+`keras_sugar.SugarReLU` (`keras_sugar.activations`) is the activation object
+to pass as `activation=`. The layer holds one of those as `.activation`.
 """
 
 import keras
 
 from keras_sugar import activations
+from keras_sugar import model_graph
 from keras_sugar import surrogates
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar.layers")
 class SugarReLU(keras.layers.Layer):
     """Layer applying ReLU forward with a surrogate gradient backward.
+
+    The layer form (`keras_sugar.layers.SugarReLU`); for the activation
+    object that goes in `activation=`, see `keras_sugar.SugarReLU`.
 
     Args:
         surrogate: Registered surrogate name. Defaults to `"bsilu"`.
@@ -40,7 +47,7 @@ class SugarReLU(keras.layers.Layer):
             surrogate, negative_only=negative_only,
             implementation=implementation, **params)
         self.supports_masking = True
-        self._build_at_init()
+        model_graph.mark_built(self)
 
     def call(self, inputs):
         return self.activation(inputs)

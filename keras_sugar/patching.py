@@ -9,12 +9,8 @@ which activation, and re-applies them after the layer is rebuilt on load.
 
 import keras
 
+from keras_sugar import model_graph
 from keras_sugar.activations import SugarReLU
-
-
-def children(layer):
-    """Direct sublayers of `layer` (Keras tracks them as attributes)."""
-    return layer._flatten_layers(include_self=False, recursive=False)
 
 
 def activation_sites(layer, match, index_path=(), name_path=""):
@@ -29,7 +25,7 @@ def activation_sites(layer, match, index_path=(), name_path=""):
         layer: The root layer; its own activation is not considered.
         match: Predicate on an activation function.
     """
-    for index, child in enumerate(children(layer)):
+    for index, child in enumerate(model_graph.children(layer)):
         indices, names = index_path + (index,), f"{name_path}{child.name}"
         activation = getattr(child, "activation", None)
         if callable(activation) and match(activation):
@@ -41,7 +37,7 @@ def sublayer_at(layer, index_path):
     """The sublayer of `layer` at a tuple of child indices."""
     root = layer
     for index in index_path:
-        found = children(layer)
+        found = model_graph.children(layer)
         if index >= len(found):
             raise ValueError(
                 f"{type(root).__name__} '{root.name}' has no sublayer at "

@@ -7,7 +7,9 @@ from keras import ops
 from keras_sugar import surrogates
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot, drawing to files only; an ImportError naming
+    the extra to install if matplotlib is missing."""
     try:
         import matplotlib
 
@@ -44,21 +46,31 @@ def plot_surrogates(path, names=None, x_range=(-5.0, 5.0)):
     Returns:
         `path`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(names or surrogates.BUILTINS)
     x = np.linspace(*x_range, 801)
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax_f.plot(x, np.maximum(x, 0), "k", lw=2.5, label="ReLU (forward)")
-    ax_d.plot(x, (x > 0).astype(float), "k", lw=2.5, label="ReLU'")
-    for name in names:
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(12, 4.6))
+    # ReLU is drawn underneath, wide and light, so the surrogates that
+    # equal it for x > 0 (NeLU, ELU, LeakyReLU) stay visible on top.
+    relu_style = dict(color="0.55", lw=5, alpha=0.45, zorder=1)
+    ax_f.plot(x, np.maximum(x, 0), label="ReLU", **relu_style)
+    ax_d.plot(x, (x > 0).astype(float), label="ReLU'", **relu_style)
+    # Colour and line style both change, so no two curves look alike.
+    colours = plt.get_cmap("tab10").colors
+    styles = ("-", "--", "-.", ":")
+    for i, name in enumerate(names):
         f, d = surrogate_curves(name, x)
-        ax_f.plot(x, f, lw=1.3, label=name)
-        ax_d.plot(x, d, lw=1.3, label=f"{name}'")
+        style = dict(color=colours[i % len(colours)],
+                     ls=styles[(i // 2) % len(styles)], lw=1.6, zorder=2)
+        ax_f.plot(x, f, label=name, **style)
+        ax_d.plot(x, d, label=f"{name}'", **style)
     ax_f.set_title("surrogate f(x): never the output, only its derivative")
     ax_d.set_title("backward pass: f'(x) replaces ReLU'(x)")
+    ax_f.set_ylabel("f(x)")
+    ax_d.set_ylabel("derivative f'(x)")
     for ax in (ax_f, ax_d):
-        ax.axhline(0, color="0.7", lw=0.8)
-        ax.axvline(0, color="0.7", lw=0.8)
+        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
         ax.set_xlabel("x")
         ax.legend(fontsize=7, ncol=2)
     ax_f.set_ylim(-2, x_range[1])
@@ -81,7 +93,7 @@ def plot_dead_units(history, path, title="dead units during training"):
     Returns:
         `path`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     logs = getattr(history, "history", history)
     if "dead_units" not in logs:
         raise ValueError(
@@ -99,37 +111,6 @@ def plot_dead_units(history, path, title="dead units during training"):
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_comparison(runs, path):
-    """Test accuracy and dead units per epoch, mean over seeds, per
-    activation, from `keras_sugar.compare` runs; saves a PNG.
-
-    Returns:
-        `path`.
-    """
-    plt = _pyplot()
-    fig, (ax_acc, ax_dead) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for spec in dict.fromkeys(run["activation"] for run in runs):
-        curves = [run["curves"] for run in runs if run["activation"] == spec]
-        accuracy = np.mean([c["val_accuracy"] for c in curves], axis=0)
-        epochs = np.arange(1, len(accuracy) + 1)
-        (line,) = ax_acc.plot(epochs, 100 * accuracy, label=spec)
-        if all("dead_units" in c for c in curves):
-            dead = np.mean([c["dead_units"] for c in curves], axis=0)
-            ax_dead.plot(epochs, 100 * dead, color=line.get_color(),
-                         label=spec)
-    ax_acc.set_title("test accuracy (mean over seeds)")
-    ax_acc.set_ylabel("%")
-    ax_dead.set_title("dead units (mean over seeds)")
-    ax_dead.set_ylabel("% of rectified units")
-    for ax in (ax_acc, ax_dead):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

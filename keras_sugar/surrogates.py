@@ -44,7 +44,7 @@ class Surrogate:
         function: The smooth primitive `f(x, **params)`. Its keyword
             arguments with defaults are the surrogate's parameters.
         derivative: Optional analytic derivative `f'(x, **params)`. The
-            `"injected"` and `"custom_gradient"` implementations need it;
+            `"multiplicative"` and `"custom_gradient"` implementations need it;
             without it only `"straight_through"` (autodiff of `f`) is used.
         constraints: Optional dict mapping a parameter name to a
             `(predicate, description)` pair, e.g.

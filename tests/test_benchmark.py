@@ -1,7 +1,7 @@
 """The benchmark's quick mode runs, so the script cannot rot. No timing is
 asserted: speed is measured by `keras-sugar bench`, not by tests."""
 
-from keras_sugar import benchmark
+from keras_sugar.experiments import benchmark
 from keras_sugar import implementations
 from tests.testing import BACKEND
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from keras_sugar import SugarReLU
-from keras_sugar import compare
-from keras_sugar import datasets
+from keras_sugar.experiments import compare
+from keras_sugar.experiments import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_sugar import datasets
+from keras_sugar.experiments import datasets
 
 
 def test_digits():

@@ -1,6 +1,7 @@
 """Data for comparisons, with no download: generated `mnist1d`, the `digits`
 that ship with scikit-learn, or the user's own `.npz` file."""
 
+import importlib
 import os
 
 import numpy as np
@@ -43,10 +44,23 @@ def _as_labels(y):
     return y.reshape(-1).astype("int32")
 
 
+def _require(module, extra, what):
+    """Imports an optional dependency, or says which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        if (error.name or module).split(".")[0] != module.split(".")[0]:
+            raise  # Installed, but something it needs is broken.
+        raise ImportError(
+            f"{what} needs the '{module.split('.')[0]}' package: pip "
+            f"install \"keras-sugar[{extra}]\"") from error
+
+
 def mnist1d(seed=42):
     """The MNIST-1D benchmark (Greydanus 2020), generated locally."""
-    from mnist1d.data import get_dataset_args
-    from mnist1d.data import make_dataset
+    data_module = _require("mnist1d.data", "data", "The mnist1d data")
+    get_dataset_args = data_module.get_dataset_args
+    make_dataset = data_module.make_dataset
 
     args = get_dataset_args()
     args.seed = seed
@@ -57,6 +71,7 @@ def mnist1d(seed=42):
 
 def digits(test_fraction=0.2, seed=0):
     """scikit-learn's 8x8 handwritten digits (ships with the package)."""
+    _require("sklearn", "data", "The digits data")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

@@ -4,9 +4,14 @@ Each builder takes the activation to use everywhere a ReLU would be, as a
 Keras activation (`"relu"`, `"gelu"`, a `SugarReLU`, ...), and works on 1-D
 signals (`(length, channels)`, e.g. mnist1d) and images (`(h, w, c)`).
 No batch normalization: the paper's setting, where dead ReLUs matter.
+
+A new architecture is one function added to `BUILDERS`: the command line
+lists it, with its keyword arguments and their defaults, from there. Keras
+is imported inside each builder so that listing them (`--help`) starts no
+backend.
 """
 
-import keras
+import inspect
 
 # Paper's VGG-16 convolution layout; "M" is a 2x max-pool.
 VGG_LAYOUTS = {
@@ -17,6 +22,8 @@ VGG_LAYOUTS = {
 
 
 def _conv_and_pool(input_shape):
+    import keras
+
     if len(input_shape) == 2:
         return keras.layers.Conv1D, keras.layers.MaxPooling1D
     if len(input_shape) == 3:
@@ -32,7 +39,7 @@ def _scaled(filters, width):
 
 
 def vgg(input_shape, num_classes, activation="relu", layout="vgg16",
-        width=1.0, dense_units=512, name=None):
+        width=0.125, dense_units=512, name=None):
     """A VGG-style plain CNN without batch normalization.
 
     Args:
@@ -44,8 +51,8 @@ def vgg(input_shape, num_classes, activation="relu", layout="vgg16",
             `"M"` (max-pool). Pools that would shrink a side below 1 are
             skipped, so deep layouts work on small inputs. Defaults to
             `"vgg16"`.
-        width: Multiplier on every filter count (e.g. 0.125 on a CPU).
-            Defaults to `1.0`.
+        width: Multiplier on every filter count: 1.0 is the paper's
+            network, the default fits a CPU. Defaults to `0.125`.
         dense_units: Units of the hidden dense layer (scaled by `width`).
             Defaults to `512`.
         name: Model name. Defaults to the layout name.
@@ -59,6 +66,8 @@ def vgg(input_shape, num_classes, activation="relu", layout="vgg16",
     >>> model.output_shape
     (None, 10)
     """
+    import keras
+
     conv, pool = _conv_and_pool(input_shape)
     if isinstance(layout, str):
         if layout not in VGG_LAYOUTS:
@@ -110,6 +119,8 @@ def resnet(input_shape, num_classes, activation="relu", stages=(16, 32, 64),
     >>> resnet((8, 8, 1), 10, stages=(4, 8)).output_shape
     (None, 10)
     """
+    import keras
+
     conv, _ = _conv_and_pool(input_shape)
     pool = (keras.layers.GlobalAveragePooling1D if len(input_shape) == 2
             else keras.layers.GlobalAveragePooling2D)
@@ -153,6 +164,8 @@ def mlp(input_shape, num_classes, activation="relu", depth=4, units=256,
     >>> mlp((64,), 10, depth=2, units=32).count_params()
     3466
     """
+    import keras
+
     inputs = keras.Input(input_shape)
     x = keras.layers.Flatten()(inputs)
     for _ in range(depth):
@@ -162,3 +175,17 @@ def mlp(input_shape, num_classes, activation="relu", depth=4, units=256,
 
 
 BUILDERS = {"vgg": vgg, "resnet": resnet, "mlp": mlp}
+
+
+def builder_defaults(name):
+    """The keyword arguments of builder `name` and their defaults (the
+    first three parameters, input shape, classes and activation, are set by
+    the caller).
+
+    Example:
+
+    >>> builder_defaults("mlp")
+    {'depth': 4, 'units': 256, 'name': 'mlp'}
+    """
+    parameters = list(inspect.signature(BUILDERS[name]).parameters.values())
+    return {p.name: p.default for p in parameters[3:]}

@@ -13,13 +13,11 @@ import time
 import keras
 import numpy as np
 
-from keras_sugar import datasets
 from keras_sugar import diagnostics
-from keras_sugar import models
 from keras_sugar.activations import SugarReLU
-
-DEFAULT_ACTIVATIONS = ("relu", "sugar:bsilu", "sugar:nelu", "sugar:elu",
-                       "gelu")
+from keras_sugar.experiments import architectures
+from keras_sugar.experiments import datasets
+from keras_sugar.experiments.compare_command import DEFAULTS
 
 
 def _parse_value(text):
@@ -69,12 +67,24 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 def build(model, dataset, activation, **model_kwargs):
-    """Builds one of `models.BUILDERS` for `dataset` with `activation`."""
-    if model not in models.BUILDERS:
+    """Builds one of `architectures.BUILDERS` for `dataset` with
+    `activation`."""
+    _check_model(model, model_kwargs)
+    return architectures.BUILDERS[model](
+        dataset.input_shape, dataset.num_classes, activation,
+        **model_kwargs)
+
+
+def _check_model(model, model_kwargs):
+    """Fails on an unknown model or keyword before any data is loaded."""
+    if model not in architectures.BUILDERS:
         raise ValueError(f"Unknown model '{model}'. Valid choices: "
-                         f"{sorted(models.BUILDERS)}.")
-    return models.BUILDERS[model](dataset.input_shape, dataset.num_classes,
-                                  activation, **model_kwargs)
+                         f"{sorted(architectures.BUILDERS)}.")
+    known = architectures.builder_defaults(model)
+    unknown = sorted(set(model_kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown keyword(s) {unknown} for model "
+                         f"'{model}'. Its keywords and defaults: {known}.")
 
 
 def train_once(dataset, model, spec, seed, epochs, batch_size, lr,
@@ -164,19 +174,28 @@ def write_outputs(out, config, runs, summary):
         writer.writerows(runs)
     written = ["results.json", "results.csv"]
     try:
-        from keras_sugar import plots
+        from keras_sugar.experiments import comparison_plot
 
-        plots.plot_comparison(runs, os.path.join(out, "comparison.png"))
+        comparison_plot.plot_comparison(
+            runs, os.path.join(out, "comparison.png"))
         written.append("comparison.png")
     except ImportError:
         pass  # The `plot` extra is optional.
     return [os.path.join(out, name) for name in written]
 
 
-def run(data="mnist1d", model="vgg", activations=DEFAULT_ACTIVATIONS,
-        seeds=(0, 1, 2), epochs=30, batch_size=64, lr=0.005, momentum=0.9,
-        out=None, verbose=1, **model_kwargs):
-    """Runs the whole comparison; returns `(summary, runs)`."""
+def run(data=DEFAULTS["data"], model=DEFAULTS["model"],
+        activations=DEFAULTS["activations"], seeds=DEFAULTS["seeds"],
+        epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
+        lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], out=None,
+        verbose=1, **model_kwargs):
+    """Runs the whole comparison; returns `(summary, runs)`.
+
+    The defaults are the command line's (`compare_command.DEFAULTS`);
+    `**model_kwargs` go to the model builder, whose own defaults apply
+    otherwise.
+    """
+    _check_model(model, model_kwargs)
     dataset = datasets.load(data)
     specs = list(activations)
     for spec in specs:  # Fail on a bad spec before hours of training.
@@ -201,21 +220,14 @@ def run(data="mnist1d", model="vgg", activations=DEFAULT_ACTIVATIONS,
 
 
 def main(args):
-    """Entry point of `keras-sugar compare`."""
-    seeds = (list(range(int(args.seeds))) if args.seeds.isdigit()
-             else [int(s) for s in args.seeds.split(",")])
-    model_kwargs = {}
-    if args.model == "vgg":
-        model_kwargs = {"layout": args.layout, "width": args.width,
-                        "dense_units": args.dense_units}
-    elif args.model == "resnet":
-        model_kwargs = {"width": args.width}
+    """Runs `keras-sugar compare` with the parsed arguments."""
+    seeds = args.seeds
     summary, _ = run(
         data=args.data, model=args.model,
         activations=args.activations.split(","), seeds=seeds,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, out=args.out,
-        verbose=0 if args.quiet else 1, **model_kwargs)
+        verbose=0 if args.quiet else 1, **args.model_kwargs)
     print(f"\n{args.model} on {args.data}, {len(seeds)} seed(s), "
           f"{args.epochs} epochs, SGD lr={args.lr} momentum={args.momentum}, "
           f"backend={keras.backend.backend()}")

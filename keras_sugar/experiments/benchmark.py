@@ -21,7 +21,7 @@ import numpy as np
 from keras import ops
 
 from keras_sugar import implementations
-from keras_sugar import models
+from keras_sugar.experiments import architectures
 from keras_sugar.activations import SugarReLU
 
 SUGAR_IMPLEMENTATIONS = ("straight_through", "multiplicative",
@@ -94,11 +94,12 @@ def time_activation(activation, shape, repeats, warmup=2):
 def build_model(kind, activation, quick):
     """The benchmarked models: a no-BN VGG-style CNN (32x32x3) and an MLP."""
     if kind == "vgg":
-        return models.vgg((32, 32, 3), 10, activation,
-                          layout=[16, 16, "M", 32, 32, "M", 64, 64, "M"] if
-                          not quick else [4, "M", 8], dense_units=128)
-    return models.mlp((784,), 10, activation, depth=4,
-                      units=512 if not quick else 16)
+        layout = ([16, 16, "M", 32, 32, "M", 64, 64, "M"] if not quick
+                  else [4, "M", 8])
+        return architectures.vgg((32, 32, 3), 10, activation, layout=layout,
+                                 width=1.0, dense_units=128)
+    return architectures.mlp((784,), 10, activation, depth=4,
+                             units=512 if not quick else 16)
 
 
 def _batch(model, batch_size):
@@ -240,7 +241,7 @@ def format_table(results):
 
 
 def main(args):
-    """Entry point of `keras-sugar bench`."""
+    """Runs `keras-sugar bench` with the parsed arguments."""
     results = run(quick=args.quick, surrogate=args.surrogate,
                   repeats=args.repeats, batch_size=args.batch_size)
     print(format_table(results))

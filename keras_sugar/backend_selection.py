@@ -1,0 +1,85 @@
+"""Choosing a Keras backend that is installed, before Keras is imported.
+
+Keras falls back to TensorFlow when neither `KERAS_BACKEND` nor
+`~/.keras/keras.json` names a backend, and then fails to import on a machine
+with only JAX or PyTorch. This module uses the standard library only, so
+`import keras_sugar` and the `keras-sugar` command can run it first.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+HOW_TO_CHOOSE = (
+    "Choose a Keras backend with KERAS_BACKEND=jax (or tensorflow, torch) "
+    "or the command's --backend option; install one with "
+    "pip install \"keras-sugar[jax]\" (or [tensorflow], [torch]).")
+
+
+def is_installed(backend):
+    """Whether the backend's package can be imported (without importing)."""
+    return importlib.util.find_spec(backend) is not None
+
+
+def _configured():
+    """The backend set by `KERAS_BACKEND` or keras.json, or None."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as f:
+            return json.load(f).get("backend")
+    except (OSError, ValueError):  # No file, or not JSON: Keras' default.
+        return None
+
+
+def choose(requested=None):
+    """Sets `KERAS_BACKEND` before Keras is imported, if it must be set.
+
+    Args:
+        requested: A backend the user asked for (e.g. `--backend`), or
+            None to keep the configured one, or, when that is TensorFlow
+            (Keras' default) and TensorFlow is not installed, to use the
+            first installed of JAX and PyTorch.
+
+    Returns:
+        The backend Keras will use, or None if Keras is already imported
+        (its backend is then fixed).
+
+    Raises:
+        ImportError: When no backend is installed, or the requested one is
+            not; the message says how to choose and install one.
+    """
+    if "keras" in sys.modules:
+        return None
+    if requested is not None:
+        if requested not in BACKENDS:
+            raise ValueError(
+                f"Unknown Keras backend '{requested}'. Valid choices: "
+                f"{list(BACKENDS)}")
+        if not is_installed(requested):
+            raise ImportError(
+                f"The {requested} backend is not installed. {HOW_TO_CHOOSE}")
+        os.environ["KERAS_BACKEND"] = requested
+        return requested
+    backend = _configured() or "tensorflow"
+    if backend != "tensorflow" or is_installed("tensorflow"):
+        return backend
+    for candidate in ("jax", "torch"):
+        if is_installed(candidate):
+            os.environ["KERAS_BACKEND"] = candidate
+            return candidate
+    raise ImportError(f"No Keras backend is installed. {HOW_TO_CHOOSE}")
+
+
+def is_command_line():
+    """Whether this process is the `keras-sugar` command (or `python -m
+    keras_sugar...`), which imports Keras only once it has read its
+    arguments: `--help` then needs no backend at all."""
+    # While `python -m` imports the package of its module, argv[0] is "-m".
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return program in ("keras-sugar", "keras-sugar.exe") or program == "-m"

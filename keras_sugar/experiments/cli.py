@@ -1,0 +1,82 @@
+"""`keras-sugar` command line: `compare`, `bench` and `plot` subcommands.
+
+Arguments are read before Keras is imported, so `--help` starts no backend
+and `--backend` takes effect; each subcommand's arguments and defaults live
+in its own `*_command.py` module, which imports Keras only to run.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+from keras_sugar import backend_selection
+
+# Subcommand name -> the module that declares and runs it.
+COMMANDS = {
+    "compare": "keras_sugar.experiments.compare_command",
+    "bench": "keras_sugar.experiments.bench_command",
+    "plot": "keras_sugar.experiments.plot_command",
+}
+
+
+def _backend_option():
+    # --backend is accepted before or after the subcommand.
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--backend", choices=backend_selection.BACKENDS,
+        default=argparse.SUPPRESS,
+        help="Keras backend (default: KERAS_BACKEND, else keras.json, else "
+        "the first installed of tensorflow, jax, torch).")
+    return parent
+
+
+def parser():
+    """The whole command line, built without importing Keras."""
+    backend = _backend_option()
+    top = argparse.ArgumentParser(
+        prog="keras-sugar", parents=[backend],
+        description="SUGAR (surrogate gradient learning for ReLU) tools: "
+        "compare activations, benchmark them, plot the surrogates.")
+    commands = top.add_subparsers(dest="command", required=True,
+                                  metavar="{" + ",".join(COMMANDS) + "}")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(
+            name, parents=[backend], help=module.HELP,
+            description=module.HELP,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.main, parser=sub)
+    return top
+
+
+def _reexec_with_backend(backend, argv):
+    """Keras fixes its backend when first imported: if `main` runs in a
+    process where Keras already runs another one, start afresh."""
+    import keras
+
+    if keras.backend.backend() == backend:
+        return
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    os.execve(sys.executable, [sys.executable, "-m", "keras_sugar", *argv],
+              env)
+
+
+def main(argv=None):
+    """Entry point of `keras-sugar` and `python -m keras_sugar`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    requested = getattr(args, "backend", None)
+    try:
+        chosen = backend_selection.choose(requested)
+    except ImportError as error:
+        args.parser.error(str(error))
+    if chosen is None and requested:
+        _reexec_with_backend(requested, argv)
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

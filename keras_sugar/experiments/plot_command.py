@@ -1,0 +1,18 @@
+"""`keras-sugar plot`: its arguments and their defaults."""
+
+HELP = "Draw the surrogates and their derivatives beside ReLU."
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", default="surrogates.png",
+                        help="PNG file to write.")
+    parser.add_argument("--surrogates", default=None,
+                        help="Comma-separated names (default: every "
+                        "built-in surrogate).")
+
+
+def main(args):
+    from keras_sugar import plots
+
+    names = args.surrogates.split(",") if args.surrogates else None
+    print(plots.plot_surrogates(args.out, names))

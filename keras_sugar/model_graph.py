@@ -1,0 +1,105 @@
+"""Walking Keras models: graph nodes, sublayers, paths, config round trips.
+
+The one module that touches Keras internals (private attributes such as
+`_flatten_layers` and `_inbound_nodes`), so a Keras upgrade that moves them
+is fixed here alone. Everything that walks a model asks this module.
+
+Paths name a node by the layer names from the walked model down,
+"/"-joined and without the walked model's own name: `conv2d_3` for a
+top-level layer, `inner/dense` for a layer of a nested model `inner`. The
+sugarify report and the dead-unit report use the same paths.
+"""
+
+import keras
+
+# Layers from other packages (keras_cv, keras_hub, user code) build their
+# sublayers themselves; core Keras layers hold everything in their config.
+_CORE_PACKAGE = "keras"
+
+
+def is_graph_model(layer):
+    """Whether `layer` is a model with a layer graph: functional (Backbone
+    subclasses included) or `Sequential`. Subclassed models have none."""
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model)
+        and hasattr(layer, "_run_through_graph"))
+
+
+def nodes(model):
+    """The nodes of a graph model in order: layers and raw ops (such as the
+    `Relu` an `ops.relu` call on a symbolic tensor adds). An unbuilt
+    `Sequential` has none yet."""
+    if isinstance(model, keras.Sequential):
+        return list(model.layers) if model.built else []
+    return list(model.operations)
+
+
+def children(layer):
+    """Direct sublayers of `layer` (Keras tracks them as attributes)."""
+    return layer._flatten_layers(include_self=False, recursive=False)
+
+
+def descendants(layer):
+    """Every sublayer of `layer`, at any depth, each once."""
+    return layer._flatten_layers(include_self=False, recursive=True)
+
+
+def call_count(layer):
+    """How many times `layer` was called while building the graph: a layer
+    called more than once (shared) has no single output tensor."""
+    return len(layer._inbound_nodes)
+
+
+def is_core_keras(obj):
+    """Whether `obj`'s class comes from Keras itself."""
+    return type(obj).__module__.split(".")[0] == _CORE_PACKAGE
+
+
+def join(prefix, name):
+    """`prefix/name`, or `name` at the top level."""
+    return f"{prefix}/{name}" if prefix else name
+
+
+def node_paths(model, prefix=""):
+    """Returns `{id(node): path}` for every node of `model` and of the graph
+    models nested in it (see the module docstring for the format); a node
+    reached twice (a shared layer) keeps its first path."""
+    paths = {}
+    for node in nodes(model):
+        if id(node) in paths:
+            continue
+        path = join(prefix, node.name)
+        paths[id(node)] = path
+        if is_graph_model(node):
+            for key, value in node_paths(node, path).items():
+                paths.setdefault(key, value)
+    return paths
+
+
+def round_trip(layer):
+    """Serializes `layer` and deserializes it again, as saving and loading
+    would: returns the new, unbuilt layer."""
+    return keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer))
+
+
+def config_round_trip_error(layer):
+    """Why `layer`'s config does not round-trip, or None when it does.
+
+    Some third-party layers return sublayers or other objects from
+    `get_config()` that their `from_config()` cannot take back (keras_cv's
+    `SqueezeAndExcite2D`, keras_hub's `ViTPatchingAndEmbedding`); Keras
+    raises `TypeError` or `ValueError` for those, and nothing else is
+    caught here.
+    """
+    try:
+        round_trip(layer)
+    except (TypeError, ValueError) as error:
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return None
+
+
+def mark_built(layer):
+    """Marks a layer without weights as built, as Keras' own activation
+    layers do, so a model holding it can save before its first call."""
+    layer._build_at_init()

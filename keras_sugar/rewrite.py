@@ -1,0 +1,203 @@
+"""`sugarify`: rewrite an existing model's ReLU (or GELU, SiLU) units to SUGAR.
+
+A rewrite is a plan (`keras_sugar.rewrite_plan`: the sites, the route, the
+report) and its application here: a `keras.models.clone_model` pass (every
+layer rebuilt from its config, target activations swapped for `SugarReLU`,
+raw `relu` op nodes replaced by `Activation(SugarReLU)` layers, nested
+models cloned recursively, shared layers kept shared), or the rebuild route
+for models whose layers do not round-trip through their config. Weights
+are copied; the original model is never touched.
+"""
+
+import warnings
+
+import keras
+
+from keras_sugar import layers as sugar_layers
+from keras_sugar import model_graph
+from keras_sugar import patching
+from keras_sugar import relu_sites
+from keras_sugar import rewrite_plan
+from keras_sugar.activations import SugarReLU
+
+
+def count_sugar_sites(model):
+    """Number of SugarReLU activations anywhere in `model`."""
+    return sum(isinstance(getattr(layer, "activation", None), SugarReLU)
+               for layer in model_graph.descendants(model))
+
+
+def _check_reloads(model, expected):
+    """Raises unless `model` rebuilds from its config with all `expected`
+    SugarReLUs: a rewrite that loads back without them would revert
+    silently."""
+    with warnings.catch_warnings():
+        # Rebuilding warns about the user's own unbuilt layers; loading
+        # their model would too, and this check is ours, not theirs.
+        warnings.simplefilter("ignore")
+        restored = model_graph.round_trip(model)
+    found = count_sugar_sites(restored)
+    if found != expected:
+        raise ValueError(
+            f"sugarify's rewrite of model '{model.name}' reloads with "
+            f"{found} of its {expected} SugarReLU activations, so it would "
+            f"revert when saved and loaded; it is not returned. Please "
+            f"report this with the model's summary().")
+
+
+class _CloneFunction:
+    """Rebuilds each layer for `clone_model` as the plan says."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.pairs = []
+
+    def __call__(self, layer):
+        plan = self.plan
+        action = plan.actions.get(id(layer))
+        if not isinstance(layer, keras.layers.Layer):
+            if action != "op":
+                return layer
+            return keras.layers.Activation(plan.activation,
+                                           name=f"sugar_{layer.name}")
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer
+        new = self._rebuild(layer, action)
+        self.pairs.append((layer, new))
+        sites = plan.patches.get(id(layer))
+        if sites:
+            return patching.SugarPatched(new, sites, plan.activation,
+                                         name=layer.name)
+        return new
+
+    def _rebuild(self, layer, action):
+        activation = self.plan.activation
+        if action == "relu_layer":
+            return sugar_layers.SugarReLU(
+                activation.surrogate, negative_only=activation.negative_only,
+                implementation=activation.implementation, name=layer.name,
+                dtype=layer.dtype_policy, **activation.params)
+        config = layer.get_config()
+        if action == "activation":
+            config["activation"] = keras.saving.serialize_keras_object(
+                activation)
+        return layer.__class__.from_config(config)
+
+
+def _apply_clone(plan):
+    clone_function = _CloneFunction(plan)
+    new_model = keras.models.clone_model(
+        plan.model, clone_function=clone_function, recursive=True)
+    for old, new in clone_function.pairs:
+        if old.weights:
+            new.set_weights(old.get_weights())
+    return new_model
+
+
+def _apply_rebuild(plan):
+    model, rebuilt = plan.model, plan.rebuilt
+    rebuilt.set_weights(model.get_weights())
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype,
+                              name=t.name), model.input)
+    outputs = patching.SugarPatched(rebuilt, plan.rebuilt_sites,
+                                    plan.activation, name=model.name)(inputs)
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def _check_arguments(model, targets, dry_run):
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            f"sugarify takes a Keras model. Received: model={model!r} "
+            f"(type {type(model).__name__})")
+    # Functional models (and their Backbone subclasses) and Sequential
+    # models have a layer graph; subclassed models have none.
+    if not model_graph.is_graph_model(model):
+        raise ValueError(
+            f"sugarify rewrites functional and Sequential models, whose "
+            f"layer graph it can clone. Received: {type(model).__name__} "
+            f"(a subclassed model has no graph). Use "
+            f"keras_sugar.SugarReLU in its layers instead, or set "
+            f"layer.activation = SugarReLU(...) on the layers you own.")
+    if not isinstance(dry_run, bool):
+        raise TypeError(
+            f"sugarify's dry_run must be True or False. Received: "
+            f"dry_run={dry_run!r}")
+    if isinstance(targets, str):
+        targets = (targets,)
+    if not isinstance(targets, (tuple, list)):
+        raise TypeError(
+            f"sugarify's targets must be a name or a tuple of names from "
+            f"{sorted(relu_sites.TARGETS)}. Received: targets={targets!r}")
+    targets = tuple(targets)
+    unknown = [t for t in targets if t not in relu_sites.TARGETS]
+    if unknown or not targets:
+        raise ValueError(
+            f"Unknown sugarify target(s) {unknown or targets}. Valid "
+            f"targets: {sorted(relu_sites.TARGETS)}. Received: "
+            f"targets={targets}")
+    return targets
+
+
+def sugarify(model, surrogate="bsilu", *, targets=("relu",),
+             negative_only=False, implementation="auto", dry_run=False,
+             **params):
+    """Returns a copy of `model` whose target activations use SUGAR.
+
+    For `targets=("relu",)` (the default) the new model's predictions equal
+    the original's exactly: only the backward pass changes. Replacing
+    `"gelu"` or `"silu"` swaps those units for ReLU forward, which changes
+    predictions; the report says so.
+
+    Reaches `Activation("relu")` layers, inline `activation="relu"` on any
+    layer, plain `ReLU()` layers, raw `relu` op nodes, nested models
+    (shared layers stay shared) and custom layers whose sublayers hold an
+    `activation`. `ReLU` layers with `max_value`, `negative_slope` or
+    `threshold` (e.g. relu6) are not plain ReLUs: they are kept exactly and
+    reported. Subclassed Backbones (keras_cv, keras_hub) come back as plain
+    functional models so that the rewrite survives saving.
+
+    Args:
+        model: A functional or `Sequential` Keras model.
+        surrogate: Registered surrogate name. Defaults to `"bsilu"`.
+        targets: Activations to replace, any of `"relu"`, `"gelu"`,
+            `"silu"`. Defaults to `("relu",)`.
+        negative_only: See `SugarReLU`. Defaults to `False`.
+        implementation: See `SugarReLU`. Defaults to `"auto"`.
+        dry_run: Only plan: return the report of what would change and by
+            which route, without building anything. Defaults to `False`.
+        **params: The surrogate's parameters, e.g. `alpha=0.01`.
+
+    Returns:
+        The new model (with `model.sugar_report` set), or the
+        `SugarifyReport` when `dry_run=True`.
+
+    Raises:
+        ValueError: For bad arguments or a model without a graph
+            (subclassed models): nothing is changed.
+        TypeError: For arguments of the wrong type.
+
+    Example:
+
+    >>> inputs = keras.Input((4,))
+    >>> hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    >>> new_model = sugarify(model, "nelu", alpha=0.01)
+    >>> len(new_model.sugar_report.replaced)
+    1
+    >>> sugarify(model, dry_run=True).route
+    'clone'
+    """
+    targets = _check_arguments(model, targets, dry_run)
+    activation = SugarReLU(surrogate, negative_only=negative_only,
+                           implementation=implementation, **params)
+    plan = rewrite_plan.plan(model, activation, targets)
+    if dry_run:
+        return plan.report
+    if plan.route == "clone":
+        new_model = _apply_clone(plan)
+    else:
+        new_model = _apply_rebuild(plan)
+    _check_reloads(new_model, len(plan.report.replaced))
+    new_model.sugar_report = plan.report
+    return new_model

@@ -1,0 +1,309 @@
+"""The plan of a `sugarify` rewrite: which sites change, by which route, why.
+
+Planning reads the model and builds nothing big: it finds every target
+activation site, decides how each is rewritten, and chooses the route:
+
+- `"clone"`: `keras.models.clone_model`, layer by layer (the usual route).
+- `"rebuild"`: when a layer's config does not round-trip (Keras cannot
+  rebuild it from `get_config()`), a layer-by-layer clone would not reload;
+  the model is rebuilt from its own config instead, its activations are
+  swapped in place, and raw ops stay (reported as not reachable).
+
+`sugarify(..., dry_run=True)` returns the plan's report and stops here.
+"""
+
+import inspect
+import re
+
+import keras
+
+from keras_sugar import model_graph
+from keras_sugar import patching
+from keras_sugar import relu_sites
+
+ROUTES = {
+    "clone": "cloned layer by layer",
+    "rebuild": "rebuilt from the model's own config, activations set in "
+               "place",
+}
+
+
+class Site:
+    """One place in a model where a target activation lives.
+
+    Attributes:
+        path: Layer path (see `keras_sugar.model_graph`).
+        form: How the activation appears, e.g. `"ReLU layer"`, `"raw op"`,
+            `"inline (Dense)"`.
+        activation: The target it computes: `"relu"`, `"gelu"` or `"silu"`.
+        note: Why it was left unchanged or cannot be reached, if so.
+    """
+
+    def __init__(self, path, form, activation, note=""):
+        self.path = path
+        self.form = form
+        self.activation = activation
+        self.note = note
+
+    def __repr__(self):
+        return f"Site({self.path!r}, {self.form}, {self.activation})"
+
+
+class SugarifyReport:
+    """What `sugarify` replaces, leaves alone, and cannot reach.
+
+    Attributes:
+        replaced: `Site`s rewritten to SUGAR.
+        skipped: `Site`s seen but deliberately left unchanged (e.g.
+            `ReLU(max_value=6)`), with the reason.
+        unreachable: `Site`s that may hold a target activation the rewrite
+            cannot reach (e.g. `ops.relu` inside a custom layer's `call`).
+        route: `"clone"` or `"rebuild"` (see `ROUTES`).
+        route_reason: Why the route was chosen.
+        changes_forward: True when a non-ReLU target (GELU, SiLU) is
+            replaced, so predictions change by the user's choice.
+    """
+
+    def __init__(self, activation, targets):
+        self.activation = activation
+        self.targets = targets
+        self.replaced = []
+        self.skipped = []
+        self.unreachable = []
+        self.route = "clone"
+        self.route_reason = "every layer's config round-trips"
+
+    @property
+    def changes_forward(self):
+        return any(site.activation != "relu" for site in self.replaced)
+
+    def __len__(self):
+        return len(self.replaced)
+
+    def __str__(self):
+        lines = [f"sugarify: {len(self.replaced)} site(s) -> {self.activation}"
+                 f" (targets: {', '.join(self.targets)})",
+                 f"  route: {ROUTES[self.route]} ({self.route_reason})"]
+        sections = [("replaced", self.replaced),
+                    ("left unchanged", self.skipped),
+                    ("NOT reachable", self.unreachable)]
+        for title, sites in sections:
+            if not sites:
+                continue
+            lines.append(f"  {title}: {len(sites)}")
+            for site in sites:
+                note = f"  ({site.note})" if site.note else ""
+                lines.append(f"    {site.path:<48} {site.form:<18} "
+                             f"{site.activation}{note}")
+        if self.changes_forward:
+            lines.append("  note: non-ReLU targets were replaced, so the "
+                         "forward pass (predictions) changes.")
+        if not self.replaced:
+            lines.append("  nothing to replace: the model has no reachable "
+                         f"{'/'.join(self.targets)} activation sites.")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+class Plan:
+    """A rewrite decided but not applied.
+
+    Attributes:
+        model: The model to rewrite (never modified).
+        activation: The `SugarReLU` to put in.
+        targets: The target activation names.
+        report: The `SugarifyReport` the rewrite will return.
+        actions: For the clone route, `{id(node): action}`: `"op"` (a raw
+            op becomes an `Activation` layer), `"relu_layer"` (a `ReLU`
+            layer becomes a SugarReLU layer), `"activation"` (the layer's
+            `activation` config is replaced). Custom layers may also have
+            `patches[id(layer)]`: sublayer sites to swap in place.
+        rebuilt: For the rebuild route, the model rebuilt from its config
+            (unweighted), and `rebuilt_sites` its sublayer sites to swap.
+    """
+
+    def __init__(self, model, activation, targets):
+        self.model = model
+        self.activation = activation
+        self.targets = targets
+        self.report = SugarifyReport(repr(activation), targets)
+        self.actions = {}
+        self.patches = {}
+        self.rebuilt = None
+        self.rebuilt_sites = []
+
+    @property
+    def route(self):
+        return self.report.route
+
+
+def _matches(targets):
+    return lambda function: relu_sites.target_of_function(
+        function, targets) is not None
+
+
+def _target_call_in_source(layer, targets):
+    """The first target named as a whole word in `layer.call`'s source
+    (`ops.relu(`, `activations.gelu(`, `"relu"`), or None: `leaky_relu(`
+    and `relu6(` are other functions."""
+    try:
+        source = inspect.getsource(type(layer).call)
+    except (OSError, TypeError):  # Built-ins and classes made at runtime.
+        return None
+    for target in targets:
+        if re.search(rf"(?<![\w.]){target}\s*\(|\.{target}\s*\(|"
+                     rf"[\"']{target}[\"']", source):
+            return target
+    return None
+
+
+def _inner_sites(layer, path, form, plan):
+    """Reports the swappable sublayer activations of `layer` (and the
+    plain `ReLU` layers inside it, which a swap cannot reach); returns
+    their positions."""
+    targets = plan.targets
+    sites = []
+    for indices, names, sublayer in patching.activation_sites(
+            layer, _matches(targets)):
+        sites.append(indices)
+        plan.report.replaced.append(Site(
+            model_graph.join(path, names), form,
+            relu_sites.target_of_function(sublayer.activation, targets)))
+    if "relu" in targets:
+        for sublayer in model_graph.descendants(layer):
+            if (isinstance(sublayer, keras.layers.ReLU)
+                    and relu_sites.is_plain_relu(sublayer)):
+                plan.report.unreachable.append(Site(
+                    model_graph.join(path, f".../{sublayer.name}"),
+                    "ReLU layer", "relu",
+                    f"inside {type(layer).__name__}, which builds its "
+                    f"sublayers itself"))
+    return sites
+
+
+def _plan_op(op, path, plan):
+    target = relu_sites.raw_op_target(op, plan.targets)
+    if target == "capped":
+        plan.report.skipped.append(Site(
+            path, "raw op", "relu",
+            f"{type(op).__name__} with a cap, slope or threshold: not a "
+            f"plain ReLU, kept exactly"))
+    elif target:
+        plan.report.replaced.append(Site(path, "raw op", target))
+        plan.actions[id(op)] = "op"
+
+
+def _plan_layer(layer, path, plan):
+    report = plan.report
+    if isinstance(layer, keras.layers.ReLU):
+        if "relu" not in plan.targets:
+            return
+        if relu_sites.is_plain_relu(layer):
+            report.replaced.append(Site(path, "ReLU layer", "relu"))
+            plan.actions[id(layer)] = "relu_layer"
+        else:
+            report.skipped.append(Site(
+                path, "ReLU layer", "relu",
+                f"max_value={layer.max_value}, negative_slope="
+                f"{layer.negative_slope}, threshold={layer.threshold}: not "
+                f"a plain ReLU, kept exactly"))
+        return
+    activation = getattr(layer, "activation", None)
+    target = (relu_sites.target_of_function(activation, plan.targets)
+              if callable(activation) else None)
+    if target and "activation" in layer.get_config():
+        form = ("Activation layer"
+                if isinstance(layer, keras.layers.Activation)
+                else f"inline ({type(layer).__name__})")
+        report.replaced.append(Site(path, form, target))
+        plan.actions[id(layer)] = "activation"
+    if model_graph.is_core_keras(layer):
+        return
+    # A custom layer is rebuilt from its config when cloned: find the sites
+    # on such a rebuilt copy, whose sublayers are the ones the swap sees.
+    sites = _inner_sites(model_graph.round_trip(layer), path,
+                         "inside custom layer", plan)
+    if sites:
+        plan.patches[id(layer)] = sites
+        return
+    target = _target_call_in_source(layer, plan.targets)
+    if target:
+        report.unreachable.append(Site(
+            path, type(layer).__name__, target,
+            f"its call() uses {target} directly; rewrite that code with "
+            f"keras_sugar.SugarReLU"))
+
+
+def _plan_clone(model, plan, paths, seen):
+    for node in model_graph.nodes(model):
+        if id(node) in seen or isinstance(node, keras.layers.InputLayer):
+            continue
+        seen.add(id(node))
+        path = paths[id(node)]
+        if not isinstance(node, keras.layers.Layer):
+            _plan_op(node, path, plan)
+        elif model_graph.is_graph_model(node):
+            _plan_clone(node, plan, paths, seen)
+        else:
+            _plan_layer(node, path, plan)
+
+
+def _first_config_failure(model, seen=None):
+    """`(layer, reason)` for the first layer the clone would rebuild whose
+    config does not round-trip, or None."""
+    seen = set() if seen is None else seen
+    for node in model_graph.nodes(model):
+        if (id(node) in seen or not isinstance(node, keras.layers.Layer)
+                or isinstance(node, keras.layers.InputLayer)):
+            continue
+        seen.add(id(node))
+        if model_graph.is_graph_model(node):
+            found = _first_config_failure(node, seen)
+            if found:
+                return found
+        elif not model_graph.is_core_keras(node):
+            reason = model_graph.config_round_trip_error(node)
+            if reason:
+                return node, reason
+    return None
+
+
+def _plan_rebuild(model, plan):
+    rebuilt = model_graph.round_trip(model)
+    plan.rebuilt = rebuilt
+    plan.rebuilt_sites = _inner_sites(rebuilt, "", "in place (rebuilt)",
+                                      plan)
+    for op in model_graph.nodes(rebuilt):
+        target = relu_sites.raw_op_target(op, plan.targets)
+        if target and target != "capped":
+            plan.report.unreachable.append(Site(
+                op.name, "raw op", target,
+                "the graph could not be cloned, so raw ops stay"))
+
+
+def plan(model, activation, targets):
+    """Plans the rewrite of `model`'s `targets` to `activation`.
+
+    Args:
+        model: A functional or `Sequential` model (checked by the caller).
+        activation: The `SugarReLU` to put in.
+        targets: Tuple of target names (checked by the caller).
+
+    Returns:
+        A `Plan`; `plan.report` says what will change and by which route.
+    """
+    result = Plan(model, activation, targets)
+    failure = _first_config_failure(model)
+    paths = model_graph.node_paths(model)
+    if failure is None:
+        _plan_clone(model, result, paths, set())
+        return result
+    layer, reason = failure
+    result.report.route = "rebuild"
+    result.report.route_reason = (
+        f"layer '{paths.get(id(layer), layer.name)}' "
+        f"({type(layer).__name__}) does not round-trip through its config, "
+        f"so a layer-by-layer clone would not reload: {reason}")
+    _plan_rebuild(model, result)
+    return result
