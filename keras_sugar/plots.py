@@ -38,6 +38,9 @@ def surrogate_curves(name, x, **params):
 def plot_surrogates(path, names=None, x_range=(-5.0, 5.0)):
     """Draws each surrogate and its derivative beside ReLU's; saves a PNG.
 
+    One pair of panels per surrogate (f and f', ReLU's drawn underneath in
+    grey), so curves that equal ReLU on one side never hide each other.
+
     Args:
         path: Output file (PNG).
         names: Surrogate names. Defaults to every built-in surrogate.
@@ -49,32 +52,32 @@ def plot_surrogates(path, names=None, x_range=(-5.0, 5.0)):
     plt = pyplot()
     names = list(names or surrogates.BUILTINS)
     x = np.linspace(*x_range, 801)
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(12, 4.6))
-    # ReLU is drawn underneath, wide and light, so the surrogates that
-    # equal it for x > 0 (NeLU, ELU, LeakyReLU) stay visible on top.
-    relu_style = dict(color="0.55", lw=5, alpha=0.45, zorder=1)
-    ax_f.plot(x, np.maximum(x, 0), label="ReLU", **relu_style)
-    ax_d.plot(x, (x > 0).astype(float), label="ReLU'", **relu_style)
-    # Colour and line style both change, so no two curves look alike.
-    colours = plt.get_cmap("tab10").colors
-    styles = ("-", "--", "-.", ":")
+    pairs_per_row = 2
+    rows = -(-len(names) // pairs_per_row)
+    fig, axes = plt.subplots(rows, 2 * pairs_per_row, squeeze=False,
+                             figsize=(13, 2.6 * rows + 0.6))
+    relu_style = dict(color="0.6", lw=4, alpha=0.5, zorder=1)
+    for ax in axes.flat[2 * len(names):]:
+        ax.axis("off")
     for i, name in enumerate(names):
+        ax_f, ax_d = axes.flat[2 * i], axes.flat[2 * i + 1]
         f, d = surrogate_curves(name, x)
-        style = dict(color=colours[i % len(colours)],
-                     ls=styles[(i // 2) % len(styles)], lw=1.6, zorder=2)
-        ax_f.plot(x, f, label=name, **style)
-        ax_d.plot(x, d, label=f"{name}'", **style)
-    ax_f.set_title("surrogate f(x): never the output, only its derivative")
-    ax_d.set_title("backward pass: f'(x) replaces ReLU'(x)")
-    ax_f.set_ylabel("f(x)")
-    ax_d.set_ylabel("derivative f'(x)")
-    for ax in (ax_f, ax_d):
-        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
-        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
-        ax.set_xlabel("x")
-        ax.legend(fontsize=7, ncol=2)
-    ax_f.set_ylim(-2, x_range[1])
-    ax_d.set_ylim(-0.5, 1.5)
+        ax_f.plot(x, np.maximum(x, 0), label="ReLU", **relu_style)
+        ax_d.plot(x, (x > 0).astype(float), label="ReLU'", **relu_style)
+        ax_f.plot(x, f, color="C0", lw=1.8, zorder=2, label=name)
+        ax_d.plot(x, d, color="C3", lw=1.8, zorder=2, label=f"{name}'")
+        ax_f.set_ylabel("f(x)")
+        ax_d.set_ylabel("f'(x)")
+        ax_f.set_ylim(-2, x_range[1])
+        ax_d.set_ylim(-0.5, 1.5)
+        for ax in (ax_f, ax_d):
+            ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+            ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+            ax.legend(fontsize=7, loc="upper left")
+            if i >= len(names) - pairs_per_row:
+                ax.set_xlabel("x")
+    fig.suptitle("SUGAR surrogates: the forward pass stays ReLU (grey); "
+                 "the backward pass uses f'(x) instead of ReLU'(x)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

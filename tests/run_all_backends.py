@@ -2,8 +2,10 @@
 
 Usage: python tests/run_all_backends.py [pytest args...]
 
-Ends with one line `N passed, N failed` over all backends and exits non-zero
-if any backend failed.
+Streams each backend's pytest output as it runs (progress, failures and the
+warnings summary, each line prefixed with the backend), then ends with one
+line `N passed, N failed` over all backends and exits non-zero if any
+backend failed.
 """
 
 import os
@@ -25,16 +27,21 @@ def main(args):
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
     failed_backends = []
     for backend in BACKENDS:
-        env = dict(os.environ, KERAS_BACKEND=backend)
+        # Unbuffered, so the progress shows as it happens.
+        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")
         start = time.time()
         print(f"=== {backend} ===", flush=True)
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-rfE", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.strip()]
-        summary = lines[-1] if lines else ""
+            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1)
+        summary = ""
+        for line in proc.stdout:
+            print(f"[{backend}] {line}", end="", flush=True)
+            if line.strip():
+                summary = line.strip()
+        proc.wait()
         if proc.returncode not in (0, 5):
-            print(proc.stdout[-20000:], proc.stderr[-5000:], sep="\n")
             failed_backends.append(backend)
         print(f"{backend}: {summary} ({time.time() - start:.0f}s)",
               flush=True)

@@ -132,6 +132,9 @@ def test_every_form_is_measured_including_nested_models():
                      "inner/inner_relu", "total"]
     sugar_names = [r["layer"] for r in dead_unit_report(sugarify(model), x)]
     assert len(sugar_names) == len(names)
+    # sugarify's report names the same layers by the same paths.
+    replaced = {site.path for site in sugarify(model).sugar_report.replaced}
+    assert {"act", "inner/inner_dense", "inner/inner_relu"} <= replaced
 
 
 def test_conv_units_are_channels():

@@ -131,6 +131,24 @@ class TestForms:
         assert "opaque" in str(report)
         assert count_sugar_sites(model) == 0
 
+    def test_dry_run_only_plans(self, monkeypatch):
+        # Planning clones nothing and builds no new model.
+        def no_clone(*args, **kwargs):
+            raise AssertionError("dry_run cloned the model")
+
+        monkeypatch.setattr(keras.models, "clone_model", no_clone)
+        report = sugarify(zoo.every_form(), dry_run=True)
+        assert report.route == "clone" and len(report) == 7
+        assert "route: cloned layer by layer" in str(report)
+
+    def test_relu_named_as_a_whole_word_in_custom_call(self):
+        inputs = keras.Input((4,))
+        x = zoo.LeakyBlock(name="leaky")(inputs)
+        x = zoo.OpaqueBlock(name="opaque")(x)
+        report = sugarify(keras.Model(inputs, x), dry_run=True)
+        # leaky_relu( and relu6( are other functions; relu( is a ReLU.
+        assert [s.path for s in report.unreachable] == ["opaque"]
+
     def test_compiled_model_stays_compiled(self):
         model = keras.Sequential([keras.Input((3,)),
                                   keras.layers.Dense(2, activation="relu")])
@@ -138,6 +156,28 @@ class TestForms:
         new = sugarify(model)
         assert new.compiled
         assert new.train_on_batch(np.ones((2, 3)), np.ones((2, 2))) >= 0
+
+
+class TestRoutes:
+    def test_layer_config_that_does_not_round_trip_rebuilds(self, tmp_path):
+        model = zoo.TinyBackbone(name="tiny")
+        report = sugarify(model, dry_run=True)
+        assert report.route == "rebuild"
+        assert "'helper_block' (HelperBlock)" in report.route_reason
+        assert "does not round-trip" in str(report)
+        new = check_rewrite(model, tmp_path)
+        report = new.sugar_report
+        assert [s.path for s in report.replaced] == ["dense_relu"]
+        # The raw relu op stays on this route, and the report says so.
+        assert [s.form for s in report.unreachable] == ["raw op"]
+
+    def test_a_failure_of_the_clone_route_is_not_hidden(self, monkeypatch):
+        def broken_clone(*args, **kwargs):
+            raise RuntimeError("a bug in the clone route")
+
+        monkeypatch.setattr(keras.models, "clone_model", broken_clone)
+        with pytest.raises(RuntimeError, match="a bug in the clone route"):
+            sugarify(zoo.every_form())
 
 
 class TestErrors:

@@ -70,6 +70,56 @@ class OpaqueBlock(keras.layers.Layer):
         return ops.relu(ops.matmul(x, self.kernel))
 
 
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class LeakyBlock(keras.layers.Layer):
+    """A custom layer whose call() uses leaky_relu and relu6, not relu."""
+
+    def call(self, x):
+        return ops.relu6(ops.leaky_relu(x))
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class HelperBlock(keras.layers.Layer):
+    """Returns a sublayer object from get_config() that its __init__ cannot
+    take back, as keras_cv's SqueezeAndExcite2D does: its config does not
+    round-trip."""
+
+    def __init__(self, units=8, helper=None, **kwargs):
+        super().__init__(**kwargs)
+        if helper is not None and not isinstance(helper, keras.layers.Layer):
+            raise TypeError(f"helper must be a layer, not "
+                            f"{type(helper).__name__}")
+        self.units = units
+        self.helper = helper or keras.layers.Dense(units)
+
+    def call(self, x):
+        return self.helper(x)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "helper": self.helper}
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class TinyBackbone(keras.Model):
+    """A functional model rebuilt from its constructor arguments (like
+    keras_cv and keras_hub Backbones) holding a HelperBlock."""
+
+    def __init__(self, units=8, **kwargs):
+        inputs = keras.Input((4,))
+        x = keras.layers.Dense(units, activation="relu",
+                               name="dense_relu")(inputs)
+        x = HelperBlock(units, name="helper_block")(x)
+        x = ops.relu(x)
+        outputs = keras.layers.Dense(2, name="head")(x)
+        super().__init__(inputs, outputs, **kwargs)
+        self.units = units
+
+    def get_config(self):
+        return {"units": self.units, "name": self.name,
+                "trainable": self.trainable}
+
+
 def every_form():
     """Inline, Activation, ReLU layer, relu6, raw op, nested Sequential,
     shared layer and a custom block, in one functional model."""

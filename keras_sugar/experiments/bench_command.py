@@ -1,23 +1,25 @@
-"""`keras-sugar bench`: its arguments and their defaults."""
+"""`keras-sugar bench`: its arguments and their defaults.
+
+`benchmark.run()` called from Python takes the same defaults (`DEFAULTS`).
+"""
 
 HELP = "Speed and memory of SugarReLU against ReLU and GELU."
+# Runs the command with the parsed arguments (imports Keras).
+RUNNER = "keras_sugar.experiments.benchmark"
+
+DEFAULTS = {"surrogate": "bsilu", "batch_size": 64}
 
 
 def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="Tiny sizes and few repeats (a smoke run).")
-    parser.add_argument("--surrogate", default="bsilu",
+    parser.add_argument("--surrogate", default=DEFAULTS["surrogate"],
                         help="Surrogate of the SUGAR variants.")
     parser.add_argument("--repeats", type=int, default=None,
                         help="Timed steps per variant; unset means 30, or 3 "
                         "with --quick.")
-    parser.add_argument("--batch-size", type=int, default=64,
+    parser.add_argument("--batch-size", type=int,
+                        default=DEFAULTS["batch_size"],
                         help="Batch of the train-step measurements.")
     parser.add_argument("--json", default=None,
                         help="Also write the results here.")
-
-
-def main(args):
-    from keras_sugar.experiments import benchmark
-
-    benchmark.main(args)

@@ -22,13 +22,14 @@ from keras import ops
 
 from keras_sugar import implementations
 from keras_sugar.experiments import architectures
+from keras_sugar.experiments.bench_command import DEFAULTS
 from keras_sugar.activations import SugarReLU
 
 SUGAR_IMPLEMENTATIONS = ("straight_through", "multiplicative",
                          "custom_gradient")
 
 
-def variants(surrogate="bsilu"):
+def variants(surrogate=DEFAULTS["surrogate"]):
     """Returns `{label: activation}` for every measured variant."""
     found = {"relu": keras.activations.relu, "gelu": keras.activations.gelu}
     for name in SUGAR_IMPLEMENTATIONS:
@@ -174,8 +175,8 @@ def train_step_memory(kind, activation, batch_size, quick):
     return None
 
 
-def run(quick=False, surrogate="bsilu", repeats=None, batch_size=64,
-        activation_shape=None):
+def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
+        batch_size=DEFAULTS["batch_size"], activation_shape=None):
     """Runs every measurement and returns the results as a dict."""
     repeats = repeats or (3 if quick else 30)
     activation_shape = activation_shape or ((64, 64) if quick

@@ -2,7 +2,8 @@
 
 Arguments are read before Keras is imported, so `--help` starts no backend
 and `--backend` takes effect; each subcommand's arguments and defaults live
-in its own `*_command.py` module, which imports Keras only to run.
+in its own `*_command.py` module, which names the module that runs it
+(`RUNNER`, where Keras is imported).
 """
 
 import argparse
@@ -47,7 +48,7 @@ def parser():
             description=module.HELP,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.main, parser=sub)
+        sub.set_defaults(runner=module.RUNNER, parser=sub)
     return top
 
 
@@ -74,7 +75,7 @@ def main(argv=None):
         args.parser.error(str(error))
     if chosen is None and requested:
         _reexec_with_backend(requested, argv)
-    args.run(args)
+    importlib.import_module(args.runner).main(args)
     return 0
 
 

@@ -7,6 +7,8 @@ from keras_sugar.experiments import architectures
 
 HELP = ("Train one model with several activations and seeds; print the "
         "paper-style table.")
+# Runs the command with the parsed arguments (imports Keras).
+RUNNER = "keras_sugar.experiments.compare"
 
 DEFAULTS = {
     "data": "mnist1d",
@@ -102,8 +104,3 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars.")
 
-
-def main(args):
-    from keras_sugar.experiments import compare
-
-    compare.main(args)

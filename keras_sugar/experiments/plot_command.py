@@ -1,6 +1,8 @@
 """`keras-sugar plot`: its arguments and their defaults."""
 
 HELP = "Draw the surrogates and their derivatives beside ReLU."
+# Runs the command with the parsed arguments: `main` below.
+RUNNER = __name__
 
 
 def add_arguments(parser):
@@ -12,6 +14,7 @@ def add_arguments(parser):
 
 
 def main(args):
+    """Runs `keras-sugar plot` with the parsed arguments."""
     from keras_sugar import plots
 
     names = args.surrogates.split(",") if args.surrogates else None

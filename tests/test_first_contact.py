@@ -1,0 +1,107 @@
+"""What a new user meets first: the command's help, the choice of backend on
+a machine without TensorFlow, and missing optional packages named with
+their install command.
+
+A missing package is simulated in a fresh interpreter: a `sitecustomize`
+sets `sys.modules[name] = None`, which makes both `import name` and
+`importlib.util.find_spec(name)` report it absent.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_sugar.experiments import datasets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMAND = os.path.join(os.path.dirname(sys.executable), "keras-sugar")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+SITECUSTOMIZE = """
+import os, sys
+for name in os.environ["HIDDEN_MODULES"].split(","):
+    sys.modules[name] = None
+"""
+
+
+def run_without(hidden, args, tmp_path):
+    """Runs `args` with the `hidden` modules absent, no KERAS_BACKEND and
+    an empty Keras home (no keras.json)."""
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env.update(HIDDEN_MODULES=",".join(hidden), KERAS_HOME=str(
+        tmp_path / "keras_home"), PYTHONPATH=os.pathsep.join(
+            [str(tmp_path), ROOT]))
+    return subprocess.run(args, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["compare", "--help"], ["--backend", "jax", "compare",
+                                        "--help"],
+    ["bench", "--help"], ["plot", "--help"]])
+def test_help_needs_no_keras_and_no_backend(args, tmp_path):
+    proc = run_without(("keras",) + BACKENDS, [COMMAND, *args], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ""  # No backend log noise.
+    assert "usage: keras-sugar" in proc.stdout
+    if args[-2:] == ["compare", "--help"]:
+        # Every default is shown, the model builders' included.
+        for shown in ("(default: mnist1d)", "(default: 30)",
+                      "(default: 0.005)", "width=0.125", "(default: 3)"):
+            assert shown in " ".join(proc.stdout.split()), shown
+
+
+def test_import_without_tensorflow_picks_an_installed_backend(tmp_path):
+    proc = run_without(("tensorflow",), [
+        sys.executable, "-c",
+        "import keras_sugar, keras; print(keras.backend.backend())"],
+        tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "jax"  # The first installed one.
+
+
+def test_command_without_tensorflow_runs_on_an_installed_backend(tmp_path):
+    out = tmp_path / "s.png"
+    proc = run_without(("tensorflow",), [
+        sys.executable, "-m", "keras_sugar", "plot", "--out", str(out),
+        "--surrogates", "nelu"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.exists()
+
+
+def test_no_backend_at_all_says_how_to_install_one(tmp_path):
+    proc = run_without(BACKENDS, [sys.executable, "-c", "import keras_sugar"],
+                       tmp_path)
+    assert proc.returncode != 0
+    assert "No Keras backend is installed" in proc.stderr
+    assert 'pip install "keras-sugar[jax]"' in proc.stderr
+
+
+def test_requested_backend_missing_is_one_line_and_status_2(tmp_path):
+    proc = run_without(("torch",), [
+        COMMAND, "--backend", "torch", "plot", "--out",
+        str(tmp_path / "s.png")], tmp_path)
+    assert proc.returncode == 2
+    assert "The torch backend is not installed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_data_package_names_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mnist1d", None)
+    monkeypatch.delitem(sys.modules, "mnist1d.data", raising=False)
+    with pytest.raises(ImportError, match=r'pip install "keras-sugar\[data]"'):
+        datasets.load("mnist1d")
+
+
+def test_example_help_is_whole_and_names_its_extras(tmp_path):
+    proc = run_without(("keras",) + BACKENDS, [
+        sys.executable, os.path.join(ROOT, "examples",
+                                     "sugarify_backbone.py"), "--help"],
+        tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = " ".join(proc.stdout.split())
+    assert 'pip install "keras-sugar[cv]"' in text
+    assert "the data is generated." in text
