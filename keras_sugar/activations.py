@@ -6,12 +6,25 @@ takes an activation: `Dense(activation=...)`, `Conv2D(activation=...)`,
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_sugar import implementations
 from keras_sugar import surrogates
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _check_input(x):
+    """Refuses what is not numeric before a backend turns it into an
+    obscure error (None, strings, lists of strings)."""
+    if ops.is_tensor(x) or isinstance(x, np.ndarray):
+        return
+    kind = np.asarray(x).dtype.kind
+    if kind not in "biuf":
+        raise TypeError(
+            f"SugarReLU takes a floating-point tensor or array. Received: "
+            f"x={x!r} (type {type(x).__name__})")
 
 
 def _check_float(x):
@@ -117,6 +130,7 @@ class SugarReLU:
     def __call__(self, x):
         if isinstance(x, keras.KerasTensor):
             return keras.layers.Activation(self)(x)
+        _check_input(x)
         x = ops.convert_to_tensor(x)
         _check_float(x)
         name = implementations.resolve(self.implementation, self.surrogate)

@@ -123,8 +123,26 @@ class DeadUnitStats:
                 "sparsity": sum(self.zeros) / sum(self.counts)}
 
 
+def _check_model(model):
+    if not model_graph.is_graph_model(model):
+        raise ValueError(
+            f"Dead-unit measurement reads the outputs of a functional or "
+            f"Sequential model's layers. Received: {type(model).__name__} "
+            f"(a subclassed model has no layer graph to read).")
+
+
 def _check_probe(model, data):
-    """Refuses empty probe data and arrays of the wrong example shape."""
+    """Turns nested lists into arrays; refuses datasets, empty probe data
+    and arrays of the wrong example shape."""
+    if not isinstance(data, (np.ndarray, list, tuple, dict)) and not (
+            keras.ops.is_tensor(data)):
+        raise TypeError(
+            f"The probe must be arrays or tensors of inputs (e.g. "
+            f"x_val[:512]). Received: {type(data).__name__}. For a "
+            f"tf.data or other dataset, collect a few batches first, e.g. "
+            f"np.concatenate([x for x, _ in dataset.take(4)]).")
+    if len(model.inputs) == 1 and isinstance(data, (list, tuple)):
+        data = np.asarray(data)  # One input given as nested lists.
     arrays = keras.tree.flatten(data)
     if not arrays or len(arrays[0]) == 0:
         raise ValueError("The probe data is empty: at least one example is "
@@ -140,8 +158,18 @@ def _check_probe(model, data):
     return data
 
 
+def _check_batch_size(batch_size):
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+            or batch_size < 1):
+        raise ValueError(
+            f"batch_size must be a positive integer. Received: "
+            f"batch_size={batch_size!r}")
+
+
 def measure(model, data, batch_size=256, probe=None):
     """Runs `data` through `model` and returns the `DeadUnitStats`."""
+    _check_model(model)
+    _check_batch_size(batch_size)
     data = _check_probe(model, data)
     probe = probe or _Probe(model)
     stats = DeadUnitStats(probe.layer_names)
@@ -220,6 +248,7 @@ class DeadUnitMonitor(keras.callbacks.Callback):
             raise ValueError(
                 f"every_n_batches must be a positive integer or None. "
                 f"Received: every_n_batches={every_n_batches!r}")
+        _check_batch_size(batch_size)
         self.probe_data = probe
         self.every_n_batches = every_n_batches
         self.per_layer = per_layer
@@ -229,10 +258,16 @@ class DeadUnitMonitor(keras.callbacks.Callback):
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
-        self.probe_data = _check_probe(self.model, self.probe_data)
-        self._probe = _Probe(self.model)
+        _check_model(self.model)
+        self._probe = None
 
     def _measure(self, batch, logs):
+        # Built at the first measurement, not at train begin: a Sequential
+        # model without an Input only gets its inputs during the first
+        # training step (on TensorFlow).
+        if self._probe is None:
+            self.probe_data = _check_probe(self.model, self.probe_data)
+            self._probe = _Probe(self.model)
         stats = measure(self.model, self.probe_data, self.batch_size,
                         self._probe)
         totals = stats.totals()

@@ -1,23 +1,28 @@
 """Ways to inject a surrogate derivative under an exact ReLU forward pass.
 
-All implementations return exactly `ops.relu(x)` and have the derivative
-`f'(x)` (or, with `negative_only=True`, 1 for x > 0 and `f'(x)` otherwise).
+All implementations return exactly `ops.relu(x)` for every input (NaN,
++-inf, +-0 and values where the surrogate overflows included) and have the
+derivative `f'(x)` (or, with `negative_only=True`, 1 for x > 0 and `f'(x)`
+otherwise) at every finite `x`; at non-finite inputs the gradient is 0.
 They differ only in speed and in what they keep for the backward pass:
 
-- `"straight_through"`: `sg(relu(x)) + (f(x) - sg(f(x)))`, paper eq. 4.
+- `"straight_through"`: `sg(relu(x)) - (sg(f(x)) - f(x))`, paper eq. 4.
   Autodiff of `f`; works for any surrogate, keeps f's intermediates.
-- `"multiplicative"`: `sg(relu(x)) + (x - sg(x)) * sg(f'(x))`, the paper's
-  multiplication trick (eqs. 5-6) rearranged so no term can overflow.
-  Needs the analytic derivative; keeps one tensor, `f'(x)`.
+- `"multiplicative"`: the gradient carrier is `(x - sg(x)) * sg(f'(x))`,
+  the paper's multiplication trick (eqs. 5-6). Needs the analytic
+  derivative; keeps one tensor, `f'(x)`.
 - `"custom_gradient"`: `ops.custom_gradient` with forward `relu(x)` and
   backward `upstream * f'(x)`. Needs the analytic derivative; keeps only `x`.
 - `"auto"`: the fastest of these on the current backend, as measured by
   `keras-sugar bench`.
 
-`sg(relu(x)) + (f(x) - sg(f(x)))` is bit-exact because `f(x) - f(x)` is
-exactly zero for finite `f(x)`; the tempting `relu(x) + f(x) - sg(f(x))`
-would give the gradient `relu' + f'`, and `f(x) + sg(relu(x) - f(x))` is off
-by an ulp for some `f`.
+The carrier `c = sg(g) - g` (for `g = f(x)` or the multiplicative product)
+is exactly +0 wherever `g` is finite and has derivative `-g'`, and
+`relu - (+0)` is `relu` bit for bit, the sign of zero included (adding +0
+would turn -0 into +0). Where `g` is not finite (a NaN input, a surrogate
+that overflows) the carrier is replaced by 0, so the forward value never
+depends on `f`. Non-finite inputs are replaced by 0 before `f` or `f'` sees
+them, so no NaN reaches the gradient through an unused branch.
 """
 
 import keras
@@ -66,34 +71,56 @@ def resolve(implementation, surrogate):
     return implementation
 
 
+def _finite_part(x):
+    """`(finite, safe)`: where `x` is finite, and `x` with its non-finite
+    entries replaced by 0 (a `where` on both sides, so the surrogate's
+    derivative at the replaced entries is never multiplied into a
+    gradient)."""
+    finite = ops.isfinite(x)
+    return finite, ops.where(finite, x, ops.zeros_like(x))
+
+
 def _surrogate_function(x, surrogate, params, negative_only):
     f = surrogate.function(x, **params)
     if negative_only:
         f = ops.where(x > 0, x, f)
     # Python-float constants can promote float16 to float32 on some
-    # backends; the injected term must keep x's dtype.
+    # backends; the carrier must keep x's dtype.
     return ops.cast(f, x.dtype)
 
 
 def _surrogate_derivative(x, surrogate, params, negative_only):
-    d = surrogate.derivative(x, **params)
+    """`f'(x)` at finite `x`, 0 at non-finite `x`."""
+    finite, safe = _finite_part(x)
+    d = surrogate.derivative(safe, **params)
     if negative_only:
-        d = ops.where(x > 0, 1.0, d)
-    return ops.cast(d, x.dtype)
+        d = ops.where(safe > 0, 1.0, d)
+    d = ops.cast(d, x.dtype)
+    return ops.where(finite, d, ops.zeros_like(d))
+
+
+def _relu_with_carrier(x, g, keep):
+    """`relu(x)` exactly, with the derivative of `g` where `keep`."""
+    carrier = ops.stop_gradient(g) - g
+    carrier = ops.where(keep, carrier, ops.zeros_like(carrier))
+    return ops.stop_gradient(ops.relu(x)) - carrier
 
 
 def straight_through(x, surrogate, params, negative_only=False):
-    """`sg(relu(x)) + (f(x) - sg(f(x)))`: exact ReLU, gradient `f'`."""
-    f = _surrogate_function(x, surrogate, params, negative_only)
-    return ops.stop_gradient(ops.relu(x)) + (f - ops.stop_gradient(f))
+    """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
+    finite, safe = _finite_part(x)
+    f = _surrogate_function(safe, surrogate, params, negative_only)
+    keep = ops.logical_and(finite, ops.isfinite(ops.stop_gradient(f)))
+    return _relu_with_carrier(x, f, keep)
 
 
 def multiplicative(x, surrogate, params, negative_only=False):
-    """`sg(relu(x)) + (x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`."""
-    d = _surrogate_derivative(x, surrogate, params, negative_only)
-    zero_with_gradient_one = x - ops.stop_gradient(x)
-    return ops.stop_gradient(ops.relu(x)) + zero_with_gradient_one * (
-        ops.stop_gradient(d))
+    """Carrier `(x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`."""
+    _, safe = _finite_part(x)
+    d = ops.stop_gradient(
+        _surrogate_derivative(x, surrogate, params, negative_only))
+    zero_with_gradient_one = safe - ops.stop_gradient(safe)
+    return _relu_with_carrier(x, zero_with_gradient_one * d, ops.isfinite(d))
 
 
 def custom_gradient(x, surrogate, params, negative_only=False):

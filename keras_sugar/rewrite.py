@@ -86,8 +86,9 @@ class _CloneFunction:
 
 def _apply_clone(plan):
     clone_function = _CloneFunction(plan)
-    new_model = keras.models.clone_model(
-        plan.model, clone_function=clone_function, recursive=True)
+    with model_graph.rebuilding_own_objects():
+        new_model = keras.models.clone_model(
+            plan.model, clone_function=clone_function, recursive=True)
     for old, new in clone_function.pairs:
         if old.weights:
             new.set_weights(old.get_weights())

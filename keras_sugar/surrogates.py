@@ -57,11 +57,20 @@ class Surrogate:
         self, name, function, derivative=None, constraints=None,
         description="",
     ):
+        if not callable(function):
+            raise TypeError(
+                f"Surrogate '{name}': the primitive must be a function. "
+                f"Received: function={function!r}")
+        if derivative is not None and not callable(derivative):
+            raise TypeError(
+                f"Surrogate '{name}': derivative must be a function "
+                f"f'(x, **params) or None. Received: "
+                f"derivative={derivative!r}")
         self.name = name
         self.function = function
         self.derivative = derivative
         self.defaults = _keyword_defaults(function)
-        self.constraints = dict(constraints or {})
+        self.constraints = _checked_constraints(name, constraints)
         self.description = description or (function.__doc__ or "").strip()
         reserved = RESERVED_PARAMETER_NAMES.intersection(self.defaults)
         if reserved:
@@ -76,6 +85,11 @@ class Surrogate:
                 f"Constraints for unknown parameters {sorted(unknown)} of "
                 f"surrogate '{name}'. Its parameters: {sorted(self.defaults)}"
             )
+        for key, (predicate, description) in self.constraints.items():
+            if not predicate(self.defaults[key]):
+                raise ValueError(
+                    f"Surrogate '{name}': the default {key}="
+                    f"{self.defaults[key]!r} is not {description}.")
 
     def resolve_params(self, params):
         """Validates user parameters and fills in the defaults.
@@ -114,6 +128,25 @@ class Surrogate:
         return f"<Surrogate {self.name} {self.defaults}>"
 
 
+def _checked_constraints(name, constraints):
+    """`{param: (predicate, description)}`, each entry checked."""
+    if constraints is None:
+        return {}
+    if not isinstance(constraints, dict):
+        raise TypeError(
+            f"Surrogate '{name}': constraints must be a dict "
+            f"{{param: (predicate, description)}}. Received: "
+            f"constraints={constraints!r}")
+    for key, entry in constraints.items():
+        if not (isinstance(entry, tuple) and len(entry) == 2
+                and callable(entry[0]) and isinstance(entry[1], str)):
+            raise TypeError(
+                f"Surrogate '{name}': constraint '{key}' must be a "
+                f"(predicate, description) pair, e.g. (lambda v: v > 0, "
+                f"'a positive number'). Received: {entry!r}")
+    return dict(constraints)
+
+
 def _keyword_defaults(function):
     signature = inspect.signature(function)
     params = list(signature.parameters.values())
@@ -129,6 +162,12 @@ def _keyword_defaults(function):
                 f"Every surrogate parameter needs a default value; "
                 f"'{param.name}' of {function.__name__} has none."
             )
+        if not isinstance(param.default, (bool, numbers.Real, str)):
+            raise TypeError(
+                f"Surrogate parameter '{param.name}' of "
+                f"{function.__name__} must default to a number, bool or "
+                f"string, to be saved in a model's config. Received: "
+                f"{param.name}={param.default!r}")
         defaults[param.name] = param.default
     return defaults
 
@@ -141,6 +180,13 @@ def _check_value(surrogate, key, value, default):
                 f"bool. Received: {key}={value!r}"
             )
         return value
+    if isinstance(default, numbers.Integral):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(
+                f"Parameter '{key}' of surrogate '{surrogate}' must be an "
+                f"integer. Received: {key}={value!r}"
+            )
+        return int(value)
     if isinstance(default, numbers.Real):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(
@@ -198,8 +244,19 @@ def register(name, *, derivative=None, constraints=None, aliases=(),
             f"A surrogate name must be a non-empty string. Received: "
             f"name={name!r}"
         )
+    # A string is a sequence too: "sp" would register "s" and "p".
+    if isinstance(aliases, str) or not all(
+            isinstance(alias, str) and _key(alias) for alias in aliases):
+        raise TypeError(
+            f"aliases must be a tuple of non-empty names, e.g. "
+            f"aliases=('swish',). Received: aliases={aliases!r}")
+    if not isinstance(override, bool):
+        raise TypeError(
+            f"override must be True or False. Received: override={override!r}")
 
     def decorator(function):
+        # Every check runs before the registry changes: a refused
+        # registration leaves it as it was.
         surrogate = Surrogate(name, function, derivative, constraints)
         keys = [_key(name)] + [_key(alias) for alias in aliases]
         taken = [k for k in keys if k in _REGISTRY or k in _ALIASES]
@@ -289,14 +346,19 @@ def _bsilu_derivative(x, alpha=1.67):
     s = ops.sigmoid(x)
     # 1 - s costs no second exp; where s rounds near 1 (8 < x < 17) the
     # term's absolute error stays below 1.2e-6 and it is exact beyond.
-    return s + (x + alpha) * s * (1.0 - s)
+    # (1 - s) * x, never x + alpha: that overflows near the dtype's max.
+    t = 1.0 - s
+    return s + s * (t * x + t * alpha)
 
 
 @register("bsilu", derivative=_bsilu_derivative,
           constraints={"alpha": _NON_NEGATIVE}, aliases=("b_silu",))
 def bsilu(x, alpha=1.67):
     """B-SiLU: `(x + alpha) * sigmoid(x) - alpha / 2` (paper default 1.67)."""
-    return (x + alpha) * ops.sigmoid(x) - alpha / 2.0
+    s = ops.sigmoid(x)
+    # x * s + alpha * (s - 1/2): the same function, and no x + alpha to
+    # overflow near the dtype's max.
+    return x * s + alpha * (s - 0.5)
 
 
 def _float_max(x):
@@ -362,6 +424,7 @@ _GELU_CUBIC = 0.044715
 # |x| = 10, so clipping the cubic's argument there keeps x^3 finite
 # without changing any value.
 _GELU_TANH_CLIP = 10.0
+_GELU_ERF_CLIP = 40.0
 
 
 def _gelu_tanh_inner(x):
@@ -376,11 +439,20 @@ def _gelu_derivative(x, approximate=False):
         xc, inner = _gelu_tanh_inner(x)
         p, q = ops.sigmoid(2.0 * inner), ops.sigmoid(-2.0 * inner)
         dinner = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * xc * xc)
-        # Group the small factors first: 2 * x alone overflows near max.
-        return p + x * (2.0 * p * q * dinner)
-    # exp(-x^2/2) is 0, never inf, once x^2 overflows.
-    cdf = 0.5 * (1.0 + ops.erf(x * _SQRT_HALF))
-    return cdf + x * (_INV_SQRT_2PI * ops.exp(-0.5 * (x * x)))
+        # The clipped x multiplies the clipped terms: beyond the clip the
+        # true x * p * q is below any dtype's precision, and the unclipped
+        # x would scale a tiny q (1e-38) back up to O(1).
+        return p + xc * (2.0 * p * q * dinner)
+    xc = _gelu_erf_argument(x)
+    cdf = 0.5 * (1.0 + ops.erf(xc * _SQRT_HALF))
+    return cdf + xc * (_INV_SQRT_2PI * ops.exp(-0.5 * (xc * xc)))
+
+
+def _gelu_erf_argument(x):
+    # erf is exactly +-1 and exp(-x^2/2) exactly 0 (even in float64) beyond
+    # |x| = 40; clipping there changes no value, keeps x^2 finite, and
+    # avoids TensorFlow's float64 erf, which is NaN above about 2e154.
+    return ops.clip(x, -_GELU_ERF_CLIP, _GELU_ERF_CLIP)
 
 
 @register("gelu", derivative=_gelu_derivative)
@@ -389,7 +461,7 @@ def gelu(x, approximate=False):
     if approximate:
         _, inner = _gelu_tanh_inner(x)
         return x * ops.sigmoid(2.0 * inner)
-    return 0.5 * x * (1.0 + ops.erf(x * _SQRT_HALF))
+    return 0.5 * x * (1.0 + ops.erf(_gelu_erf_argument(x) * _SQRT_HALF))
 
 
 def _silu_derivative(x):
@@ -425,7 +497,9 @@ def mish(x):
 
 
 def _leaky_relu_derivative(x, negative_slope=0.01):
-    return ops.where(x > 0, 1.0, negative_slope)
+    # full_like: a bare Python slope becomes a float32 constant on torch,
+    # which rounds it for float64 inputs.
+    return ops.where(x > 0, 1.0, ops.full_like(x, negative_slope))
 
 
 @register("leaky_relu", derivative=_leaky_relu_derivative,
