@@ -148,6 +148,25 @@ def test_conv_units_are_channels():
     assert row["units"] == 4 and row["dead"] == 4 and row["sparsity"] == 1.0
 
 
+def test_nested_list_probe_is_read_as_one_array():
+    model = dying_mlp()
+    x = np.random.default_rng(0).normal(size=(16, 8)).astype("float32")
+    assert dead_unit_report(model, x.tolist()) == dead_unit_report(model, x)
+
+
+def test_sequential_without_input_is_measured():
+    model = keras.Sequential([keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = regression_data()
+    history = model.fit(x, y, epochs=2, verbose=0,
+                        callbacks=[DeadUnitMonitor(x)])
+    # The last measurement saw the final weights.
+    assert len(history.history["dead_units"]) == 2
+    assert history.history["dead_units"][-1] == (
+        dead_unit_report(model, x)[-1]["dead_fraction"])
+
+
 class TestBadInput:
     def test_empty_probe(self):
         with pytest.raises(ValueError, match="probe data is empty"):
@@ -170,6 +189,34 @@ class TestBadInput:
         with pytest.raises(ValueError, match="probe data is empty"):
             model.fit(x, y, verbose=0,
                       callbacks=[DeadUnitMonitor(x[:0])])
+
+    @pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
+    def test_bad_batch_size(self, batch_size):
+        with pytest.raises(ValueError, match=f"batch_size={batch_size!r}"):
+            DeadUnitMonitor(np.ones((2, 8)), batch_size=batch_size)
+        with pytest.raises(ValueError, match=f"batch_size={batch_size!r}"):
+            dead_unit_report(dying_mlp(), np.ones((2, 8)),
+                             batch_size=batch_size)
+
+    def test_dataset_probe_is_refused_with_advice(self):
+        with pytest.raises(TypeError, match="list_iterator.*dataset.take"):
+            dead_unit_report(dying_mlp(), iter([np.ones((2, 8))]))
+
+    def test_subclassed_model_is_refused_clearly(self):
+        class Subclassed(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = keras.layers.Dense(2, activation="relu")
+
+            def call(self, x):
+                return self.dense(x)
+
+        model = Subclassed()
+        model.compile(optimizer="sgd", loss="mse")
+        x = np.ones((4, 3), "float32")
+        with pytest.raises(ValueError, match="Subclassed.*no layer graph"):
+            model.fit(x, np.ones((4, 2)), verbose=0,
+                      callbacks=[DeadUnitMonitor(x)])
 
     def test_bad_frequency(self):
         with pytest.raises(ValueError, match="every_n_batches=0"):

@@ -207,6 +207,12 @@ def test_functional_form_matches_object():
     np.testing.assert_array_equal(g1, g2)
 
 
+@pytest.mark.parametrize("value", [None, "abc", ["a", "b"], {"x": 1.0}])
+def test_non_numeric_input_is_a_type_error_naming_it(value):
+    with pytest.raises(TypeError, match=r"SugarReLU takes a floating-point"):
+        SugarReLU()(value)
+
+
 def test_default_is_bsilu_with_paper_alpha():
     activation = SugarReLU()
     assert activation.surrogate.name == "bsilu"

@@ -158,6 +158,18 @@ class TestForms:
         assert new.train_on_batch(np.ones((2, 3)), np.ones((2, 2))) >= 0
 
 
+def test_model_with_a_python_lambda_is_rewritten(tmp_path):
+    # The user built it, so sugarify may rebuild it: no safe_mode advice.
+    inputs = keras.Input((3,))
+    x = keras.layers.Dense(4, activation="relu")(inputs)
+    x = keras.layers.Lambda(lambda t: 2.0 * t, name="double")(x)
+    model = keras.Model(inputs, x)
+    new = sugarify(model)
+    assert len(new.sugar_report.replaced) == 1
+    x = sample(model)
+    np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
+
+
 class TestRoutes:
     def test_layer_config_that_does_not_round_trip_rebuilds(self, tmp_path):
         model = zoo.TinyBackbone(name="tiny")
@@ -195,6 +207,19 @@ class TestErrors:
         with pytest.raises(ValueError, match="Subclassed.*no graph"):
             sugarify(model)
         assert model.dense.activation is keras.activations.relu
+
+    @pytest.mark.parametrize("kwargs, match", [
+        ({"targets": None}, "targets=None"),
+        ({"targets": 3}, "targets=3"),
+        ({"dry_run": "yes"}, "dry_run='yes'"),
+    ])
+    def test_arguments_of_the_wrong_type(self, kwargs, match):
+        with pytest.raises(TypeError, match=f"sugarify.*{match}"):
+            sugarify(zoo.every_form(), **kwargs)
+
+    def test_not_a_model(self):
+        with pytest.raises(TypeError, match="sugarify takes a Keras model"):
+            sugarify("model.keras")
 
     @pytest.mark.parametrize("kwargs, match", [
         ({"targets": ("tanh",)}, r"Unknown sugarify target.*\['gelu', "

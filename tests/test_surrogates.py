@@ -119,6 +119,59 @@ def test_bad_registrations_are_refused(function, match):
     assert "bad_one" not in surrogates.available()
 
 
+def _registry_state():
+    return dict(surrogates._REGISTRY), dict(surrogates._ALIASES)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"aliases": "sp"}, TypeError, r"aliases=\'sp\'"),
+    ({"aliases": ("ok", "")}, TypeError, "non-empty names"),
+    ({"derivative": 3.0}, TypeError, "derivative=3.0"),
+    ({"constraints": {"beta": lambda v: v > 0}}, TypeError,
+     "constraint 'beta' must be a"),
+    ({"constraints": [("beta", abs)]}, TypeError, "must be a dict"),
+    ({"constraints": {"beta": (lambda v: v > 5, "above 5")}}, ValueError,
+     r"default beta=1.0 is not above 5"),
+    ({"override": "yes"}, TypeError, "override='yes'"),
+])
+def test_misregistration_is_refused_and_changes_nothing(kwargs, error,
+                                                         match):
+    before = _registry_state()
+    with pytest.raises(error, match=match):
+        @surrogates.register("checked_one", **kwargs)
+        def checked_one(x, beta=1.0):
+            return beta * x
+    assert _registry_state() == before
+    assert "checked_one" not in surrogates.available()
+
+
+def test_a_refused_override_keeps_the_old_entry(scratch_registry):
+    scratch_registry.append("kept_one")
+
+    @surrogates.register("kept_one")
+    def kept_one(x, beta=1.0):
+        return beta * x
+
+    before = _registry_state()
+    with pytest.raises(TypeError, match="derivative="):
+        surrogates.register("kept_one", derivative="d", override=True)(
+            kept_one)
+    assert _registry_state() == before
+
+
+def test_integer_parameters_stay_integers(scratch_registry):
+    scratch_registry.append("power_demo")
+
+    @surrogates.register("power_demo")
+    def power_demo(x, power=3):
+        return x ** power
+
+    assert SugarReLU("power_demo", power=5).params == {"power": 5}
+    assert isinstance(SugarReLU("power_demo", power=5).params["power"], int)
+    with pytest.raises(TypeError, match="must be an integer.*power=2.5"):
+        SugarReLU("power_demo", power=2.5)
+
+
 def test_public_api():
     assert keras_sugar.SugarReLU is SugarReLU
     assert callable(keras_sugar.sugar_relu)
