@@ -8,11 +8,15 @@ They differ only in speed and in what they keep for the backward pass:
 
 - `"straight_through"`: `sg(relu(x)) - (sg(f(x)) - f(x))`, paper eq. 4.
   Autodiff of `f`; works for any surrogate, keeps f's intermediates.
-- `"multiplicative"`: the gradient carrier is `(x - sg(x)) * sg(f'(x))`,
-  the paper's multiplication trick (eqs. 5-6). Needs the analytic
-  derivative; keeps one tensor, `f'(x)`.
-- `"custom_gradient"`: `ops.custom_gradient` with forward `relu(x)` and
-  backward `upstream * f'(x)`. Needs the analytic derivative; keeps only `x`.
+- `"multiplicative"`: the paper's multiplication trick (eqs. 5-6): `f'(x)`
+  computed in the forward pass and kept, the gradient carrier
+  `(x - sg(x)) * sg(f'(x))` (natively on JAX and PyTorch). Needs the
+  analytic derivative; keeps one tensor, `f'(x)`; first derivatives only.
+- `"custom_gradient"`: forward `relu(x)` and derivative `f'(x)` by each
+  backend's own mechanism (`keras_sugar.native`: `jax.custom_jvp`, a
+  `torch.autograd.Function`, `tf.custom_gradient`), so forward-mode
+  autodiff and vectorization work too. Needs the analytic derivative;
+  keeps only `x`.
 - `"auto"`: the fastest of these on the current backend, as measured by
   `keras-sugar bench`.
 
@@ -27,6 +31,8 @@ them, so no NaN reaches the gradient through an unused branch.
 
 import keras
 from keras import ops
+
+from keras_sugar import native
 
 IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
@@ -115,7 +121,17 @@ def straight_through(x, surrogate, params, negative_only=False):
 
 
 def multiplicative(x, surrogate, params, negative_only=False):
-    """Carrier `(x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`."""
+    """Carrier `(x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`.
+
+    Keeps `f'(x)` for the backward pass, so it gives first derivatives
+    only: on JAX and PyTorch (`keras_sugar.native`) a second derivative is
+    refused with a clear error; TensorFlow's autodiff returns None for it.
+    """
+    native_result = native.relu_saving_derivative(
+        x, lambda t: _surrogate_derivative(t, surrogate, params,
+                                           negative_only))
+    if native_result is not None:
+        return native_result
     _, safe = _finite_part(x)
     d = ops.stop_gradient(
         _surrogate_derivative(x, surrogate, params, negative_only))
@@ -124,25 +140,16 @@ def multiplicative(x, surrogate, params, negative_only=False):
 
 
 def custom_gradient(x, surrogate, params, negative_only=False):
-    """`ops.custom_gradient`: forward `relu(x)`, backward `upstream * f'(x)`.
+    """Forward `relu(x)`, backward `upstream * f'(x)`, by each backend's
+    own custom-derivative mechanism (`keras_sugar.native`).
 
     Only call this on real tensors (inside a layer's `call` or eagerly):
-    on a symbolic `KerasTensor` Keras' custom gradient raises or drops the
-    gradient. `sugar_relu` guarantees that.
+    on a symbolic `KerasTensor` a custom gradient raises or is dropped.
+    `sugar_relu` guarantees that.
     """
-    @ops.custom_gradient
-    def relu_with_surrogate_gradient(inputs):
-        # torch passes the saved inputs positionally and the incoming
-        # gradient as `upstream`; TensorFlow and JAX pass only the gradient.
-        def grad(*args, upstream=None):
-            if upstream is None:
-                upstream = args[0]
-            return upstream * _surrogate_derivative(
-                inputs, surrogate, params, negative_only)
-
-        return ops.relu(inputs), grad
-
-    return relu_with_surrogate_gradient(x)
+    return native.relu_with_derivative(
+        x, lambda t: _surrogate_derivative(t, surrogate, params,
+                                           negative_only))
 
 
 FUNCTIONS = {

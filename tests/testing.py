@@ -98,3 +98,62 @@ def save_and_load(model, directory, name="model.keras"):
     path = os.path.join(str(directory), name)
     model.save(path)
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def second_derivative(fn, x):
+    """d/dx of the elementwise derivative of `fn` (sum of `fn`'s gradient),
+    as numpy; for an elementwise `fn` this is f'' elementwise. None where
+    the backend's autodiff finds no second derivative (TensorFlow's None,
+    a torch gradient without grad_fn), as for a piecewise-linear `fn`."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.convert_to_tensor(x)
+        with tf.GradientTape() as outer:
+            outer.watch(t)
+            with tf.GradientTape() as inner:
+                inner.watch(t)
+                total = tf.reduce_sum(fn(t))
+            first = inner.gradient(total, t)
+        second = outer.gradient(first, t)
+        return None if second is None else to_numpy(second)
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        first = jax.grad(lambda t: jnp.sum(fn(t)))
+        return to_numpy(jax.grad(lambda t: jnp.sum(first(t)))(jnp.asarray(x)))
+    if BACKEND == "torch":
+        import torch
+
+        t = torch.as_tensor(x).requires_grad_(True)
+        (first,) = torch.autograd.grad(fn(t).sum(), t, create_graph=True)
+        if not first.requires_grad:
+            return None
+        (second,) = torch.autograd.grad(first.sum(), t)
+        return to_numpy(second.detach())
+    raise NotImplementedError(BACKEND)
+
+
+def forward_mode_derivative(fn, x):
+    """The Jacobian-vector product of `fn` at `x` with a vector of ones,
+    by forward-mode autodiff, as numpy."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.convert_to_tensor(x)
+        with tf.autodiff.ForwardAccumulator(t, tf.ones_like(t)) as acc:
+            y = fn(t)
+        return to_numpy(acc.jvp(y))
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        t = jnp.asarray(x)
+        return to_numpy(jax.jvp(fn, (t,), (jnp.ones_like(t),))[1])
+    if BACKEND == "torch":
+        import torch
+
+        t = torch.as_tensor(x)
+        return to_numpy(torch.func.jvp(fn, (t,), (torch.ones_like(t),))[1])
+    raise NotImplementedError(BACKEND)

@@ -1,0 +1,194 @@
+"""ReLU with a given derivative, written with each backend's own autodiff.
+
+The one module with backend-native code, for correctness: Keras'
+`ops.custom_gradient` is a `jax.custom_vjp` on JAX (no forward-mode
+autodiff: `jax.jvp`, `jax.jacfwd` fail) and a `torch.autograd.Function`
+without `setup_context` on PyTorch (no `torch.vmap`, so
+`ops.vectorized_map` fails). Here JAX gets a `jax.custom_jvp`, which gives
+reverse and forward mode and derivatives of every order, and PyTorch a
+`torch.autograd.Function` with `setup_context`, a vmap rule, a forward-mode
+rule and a differentiable backward. TensorFlow keeps Keras' own
+`ops.custom_gradient` (`tf.custom_gradient`), which already does all that
+TensorFlow's autodiff does.
+
+Each function takes the input tensor and `derivative`, a function of the
+input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
+and the derivative is `derivative(x)`, and only `x` is kept for the
+backward pass.
+"""
+
+import keras
+from keras import ops
+
+
+def _jax_relu(x, derivative):
+    import jax
+
+    @jax.custom_jvp
+    def relu(inputs):
+        return ops.relu(inputs)
+
+    @relu.defjvp
+    def relu_jvp(primals, tangents):
+        (inputs,), (tangent,) = primals, tangents
+        return relu(inputs), derivative(inputs) * tangent
+
+    return relu(x)
+
+
+FIRST_ORDER_ONLY = (
+    "implementation='multiplicative' keeps f'(x), not x, for the backward "
+    "pass, so it gives first derivatives only; for second derivatives use "
+    "implementation='custom_gradient' or 'straight_through'.")
+
+
+def _jax_first_order_only(value):
+    """The identity, whose derivative is refused: marks a saved f'(x)."""
+    import jax
+
+    @jax.custom_jvp
+    def first_order_only(v):
+        return v
+
+    @first_order_only.defjvp
+    def first_order_only_jvp(primals, tangents):
+        raise NotImplementedError(FIRST_ORDER_ONLY)
+
+    return first_order_only(value)
+
+
+def _jax_relu_saving_derivative(x, derivative):
+    import jax
+
+    @jax.custom_jvp
+    def relu(inputs):
+        return ops.relu(inputs)
+
+    @relu.defjvp
+    def relu_jvp(primals, tangents):
+        (inputs,), (tangent,) = primals, tangents
+        # Differentiating this rule (a second derivative) reaches
+        # first_order_only, which refuses with a clear message.
+        return relu(inputs), _jax_first_order_only(
+            derivative(inputs)) * tangent
+
+    return relu(x)
+
+
+_TORCH_FUNCTIONS = {}
+
+
+def _torch_functions():
+    """The two `torch.autograd.Function`s, defined on first use."""
+    if _TORCH_FUNCTIONS:
+        return _TORCH_FUNCTIONS
+    import torch
+
+    class ReluWithDerivative(torch.autograd.Function):
+        # setup_context (not ctx in forward) is what torch.vmap and
+        # torch.func need; the vmap rule is generated from these methods.
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x, derivative):
+            return torch.relu(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, derivative = inputs
+            ctx.derivative = derivative
+            ctx.save_for_backward(x)
+            ctx.save_for_forward(x)
+
+        @staticmethod
+        def backward(ctx, upstream):
+            (x,) = ctx.saved_tensors
+            # Plain differentiable ops: with create_graph=True the second
+            # derivative is upstream * f''(x).
+            return upstream * ctx.derivative(x), None
+
+        @staticmethod
+        def jvp(ctx, tangent, _):
+            (x,) = ctx.saved_tensors
+            return tangent * ctx.derivative(x)
+
+    class ReluSavingDerivative(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x, derivative):
+            return torch.relu(x), derivative(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, outputs):
+            _, saved = outputs
+            ctx.mark_non_differentiable(saved)
+            ctx.save_for_backward(saved)
+            ctx.save_for_forward(saved)
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, upstream, _):
+            # once_differentiable: torch refuses a second derivative
+            # through this node instead of returning a wrong one.
+            (saved,) = ctx.saved_tensors
+            return upstream * saved, None
+
+        @staticmethod
+        def jvp(ctx, tangent, _):
+            (saved,) = ctx.saved_tensors
+            return tangent * saved, None
+
+    _TORCH_FUNCTIONS.update(exact=ReluWithDerivative,
+                            saving=ReluSavingDerivative)
+    return _TORCH_FUNCTIONS
+
+
+def _generic_relu(x, derivative):
+    @ops.custom_gradient
+    def relu(inputs):
+        # torch passes the saved inputs positionally and the incoming
+        # gradient as `upstream`; TensorFlow and JAX pass only the gradient.
+        def grad(*args, upstream=None):
+            if upstream is None:
+                upstream = args[0]
+            return upstream * derivative(inputs)
+
+        return ops.relu(inputs), grad
+
+    return relu(x)
+
+
+def relu_with_derivative(x, derivative):
+    """`ops.relu(x)` whose derivative is `derivative(x)`.
+
+    Only call this on real tensors (inside a layer's `call` or eagerly),
+    never on a symbolic `KerasTensor`: `sugar_relu` guarantees that.
+
+    Args:
+        x: A floating-point backend tensor.
+        derivative: Function of a tensor, built from `keras.ops`.
+
+    Returns:
+        `ops.relu(x)`, with the given derivative.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_relu(x, derivative)
+    if backend == "torch":
+        return _torch_functions()["exact"].apply(x, derivative)
+    return _generic_relu(x, derivative)
+
+
+def relu_saving_derivative(x, derivative):
+    """`ops.relu(x)` whose derivative is `derivative(x)`, computed in the
+    forward pass and kept for the backward pass (first derivatives only:
+    a second one is refused with `FIRST_ORDER_ONLY`), on JAX and PyTorch;
+    None on other backends, which use the generic formula.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_relu_saving_derivative(x, derivative)
+    if backend == "torch":
+        return _torch_functions()["saving"].apply(x, derivative)[0]
+    return None

@@ -1,0 +1,89 @@
+"""Derivatives of every order and every mode a user can take: second
+derivatives, forward mode and vectorization give what the surrogate says
+(or are refused clearly), as `ops.relu` would let them."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_sugar import SugarReLU
+from keras_sugar import implementations
+from keras_sugar import surrogates
+from tests import reference
+from tests.testing import BACKEND
+from tests.testing import forward_mode_derivative
+from tests.testing import second_derivative
+from tests.testing import to_numpy
+from tests.testing import value_and_gradient
+
+# Away from the kinks at 0, where NeLU, ELU and LeakyReLU jump.
+X = np.array([-3.1, -1.2, -0.4, 0.35, 1.3, 2.7], "float32")
+# Implementations that give derivatives of every order on this backend.
+HIGHER_ORDER = ("auto", "straight_through", "custom_gradient")
+
+
+def second_reference(case, x, h=1e-5):
+    """f'' from central differences of the float64 reference f'."""
+    x = x.astype("float64")
+    return (reference.derivative(*case, x + h)
+            - reference.derivative(*case, x - h)) / (2 * h)
+
+
+@pytest.mark.parametrize("implementation", HIGHER_ORDER)
+@pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
+def test_second_derivative_is_the_surrogates(case, implementation):
+    activation = SugarReLU(case[0], implementation=implementation, **case[1])
+    second = second_derivative(activation, X)
+    expected = second_reference(case, X)
+    if second is None:  # Autodiff sees a piecewise-linear surrogate.
+        assert not expected.any(), case
+    else:
+        np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_multiplicative_refuses_a_second_derivative():
+    activation = SugarReLU(implementation="multiplicative")
+    if BACKEND == "jax":
+        with pytest.raises(NotImplementedError, match="first derivatives"):
+            second_derivative(activation, X)
+    else:
+        # TensorFlow's autodiff says "no gradient" with None; torch's first
+        # gradient has no grad_fn, so asking for a second one raises.
+        assert second_derivative(activation, X) is None
+
+
+@pytest.mark.parametrize("implementation", [
+    "auto", "straight_through", "multiplicative",
+    # TensorFlow's forward mode looks through tf.custom_gradient.
+    pytest.param("custom_gradient", marks=pytest.mark.skipif(
+        BACKEND == "tensorflow", reason="tf.custom_gradient has no "
+        "forward mode; auto (straight_through) is used there"))])
+@pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
+def test_forward_mode_gives_the_surrogate_derivative(case, implementation):
+    activation = SugarReLU(case[0], implementation=implementation, **case[1])
+    jvp = forward_mode_derivative(activation, X)
+    np.testing.assert_allclose(jvp, reference.derivative(*case, X),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("implementation", [
+    "auto", "straight_through", "multiplicative",
+    # TensorFlow's vectorized_map (pfor) drops tf.custom_gradient.
+    pytest.param("custom_gradient", marks=pytest.mark.skipif(
+        BACKEND == "tensorflow", reason="pfor drops tf.custom_gradient; "
+        "auto (straight_through) is used there"))])
+def test_vectorized_map_matches_the_plain_call(implementation):
+    activation = SugarReLU("nelu", implementation=implementation)
+    x = X.reshape(2, 3)
+    mapped = ops.vectorized_map(activation, ops.convert_to_tensor(x))
+    np.testing.assert_array_equal(to_numpy(mapped), np.maximum(x, 0))
+    # And its gradient is the surrogate's, as for the plain call.
+    _, grad = value_and_gradient(
+        lambda t: ops.vectorized_map(activation, t), x)
+    np.testing.assert_allclose(
+        grad, reference.derivative("nelu", {}, x), rtol=1e-6, atol=1e-6)
+
+
+def test_auto_supports_every_mode_on_this_backend():
+    surrogate = surrogates.get("bsilu")
+    assert implementations.resolve("auto", surrogate) in HIGHER_ORDER[1:]
