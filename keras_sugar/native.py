@@ -21,21 +21,6 @@ import keras
 from keras import ops
 
 
-def _jax_relu(x, derivative):
-    import jax
-
-    @jax.custom_jvp
-    def relu(inputs):
-        return ops.relu(inputs)
-
-    @relu.defjvp
-    def relu_jvp(primals, tangents):
-        (inputs,), (tangent,) = primals, tangents
-        return relu(inputs), derivative(inputs) * tangent
-
-    return relu(x)
-
-
 FIRST_ORDER_ONLY = (
     "implementation='multiplicative' keeps f'(x), not x, for the backward "
     "pass, so it gives first derivatives only; for second derivatives use "
@@ -57,7 +42,7 @@ def _jax_first_order_only(value):
     return first_order_only(value)
 
 
-def _jax_relu_saving_derivative(x, derivative):
+def _jax_relu(x, derivative, first_order_only=False):
     import jax
 
     @jax.custom_jvp
@@ -67,10 +52,12 @@ def _jax_relu_saving_derivative(x, derivative):
     @relu.defjvp
     def relu_jvp(primals, tangents):
         (inputs,), (tangent,) = primals, tangents
-        # Differentiating this rule (a second derivative) reaches
-        # first_order_only, which refuses with a clear message.
-        return relu(inputs), _jax_first_order_only(
-            derivative(inputs)) * tangent
+        slope = derivative(inputs)
+        if first_order_only:
+            # Differentiating this rule (a second derivative) reaches
+            # first_order_only, which refuses with a clear message.
+            slope = _jax_first_order_only(slope)
+        return relu(inputs), slope * tangent
 
     return relu(x)
 
@@ -188,7 +175,7 @@ def relu_saving_derivative(x, derivative):
     """
     backend = keras.backend.backend()
     if backend == "jax":
-        return _jax_relu_saving_derivative(x, derivative)
+        return _jax_relu(x, derivative, first_order_only=True)
     if backend == "torch":
         return _torch_functions()["saving"].apply(x, derivative)[0]
     return None

@@ -203,15 +203,7 @@ class TestBadInput:
             dead_unit_report(dying_mlp(), iter([np.ones((2, 8))]))
 
     def test_subclassed_model_is_refused_clearly(self):
-        class Subclassed(keras.Model):
-            def __init__(self):
-                super().__init__()
-                self.dense = keras.layers.Dense(2, activation="relu")
-
-            def call(self, x):
-                return self.dense(x)
-
-        model = Subclassed()
+        model = zoo.Subclassed()
         model.compile(optimizer="sgd", loss="mse")
         x = np.ones((4, 3), "float32")
         with pytest.raises(ValueError, match="Subclassed.*no layer graph"):

@@ -194,15 +194,7 @@ class TestRoutes:
 
 class TestErrors:
     def test_subclassed_model_is_refused_clearly(self):
-        class Subclassed(keras.Model):
-            def __init__(self):
-                super().__init__()
-                self.dense = keras.layers.Dense(2, activation="relu")
-
-            def call(self, x):
-                return self.dense(x)
-
-        model = Subclassed()
+        model = zoo.Subclassed()
         model(np.ones((1, 3)))
         with pytest.raises(ValueError, match="Subclassed.*no graph"):
             sugarify(model)

@@ -120,6 +120,17 @@ class TinyBackbone(keras.Model):
                 "trainable": self.trainable}
 
 
+class Subclassed(keras.Model):
+    """A subclassed model: no layer graph to rewrite or probe."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2, activation="relu")
+
+    def call(self, x):
+        return self.dense(x)
+
+
 def every_form():
     """Inline, Activation, ReLU layer, relu6, raw op, nested Sequential,
     shared layer and a custom block, in one functional model."""
