@@ -260,6 +260,10 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         _check_model(self.model)
         self._probe = None
+        # Keras hands the epoch logs to callbacks in list order: run first,
+        # so CSVLogger and EarlyStopping(monitor="dead_units") listed
+        # before this callback still see its values.
+        model_graph.move_to_front_of_calling_list(self)
 
     def _measure(self, batch, logs):
         # Built at the first measurement, not at train begin: a Sequential

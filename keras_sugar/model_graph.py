@@ -1,14 +1,17 @@
 """Walking Keras models: graph nodes, sublayers, paths, config round trips.
 
 The one module that touches Keras internals (private attributes such as
-`_flatten_layers` and `_inbound_nodes`), so a Keras upgrade that moves them
-is fixed here alone. Everything that walks a model asks this module.
+`_flatten_layers` and `_inbound_nodes`, safe-mode scopes, the callback list
+running a callback), so a Keras upgrade that moves them is fixed here
+alone. Everything that walks a model asks this module.
 
 Paths name a node by the layer names from the walked model down,
 "/"-joined and without the walked model's own name: `conv2d_3` for a
 top-level layer, `inner/dense` for a layer of a nested model `inner`. The
 sugarify report and the dead-unit report use the same paths.
 """
+
+import sys
 
 import keras
 from keras.src.saving import serialization_lib
@@ -116,3 +119,25 @@ def mark_built(layer):
     """Marks a layer without weights as built, as Keras' own activation
     layers do, so a model holding it can save before its first call."""
     layer._build_at_init()
+
+
+def move_to_front_of_calling_list(callback):
+    """Moves `callback` to the front of the `keras.callbacks.CallbackList`
+    that is calling it now, if any, so that the logs it writes at each
+    epoch's end reach every other callback (`CSVLogger`, `EarlyStopping`)
+    whatever their order in `fit(callbacks=...)`.
+
+    Call it from one of the callback's hooks. Moving the current element
+    to the front while the list iterates is safe: the elements after it
+    keep their places, those before it were already called.
+
+    Returns:
+        Whether a calling `CallbackList` was found.
+    """
+    caller = sys._getframe(2).f_locals.get("self")
+    if not isinstance(caller, keras.callbacks.CallbackList):
+        return False
+    if caller.callbacks and caller.callbacks[0] is not callback:
+        caller.callbacks.remove(callback)
+        caller.callbacks.insert(0, callback)
+    return True

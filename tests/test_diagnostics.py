@@ -112,6 +112,24 @@ def test_monitor_writes_history_csv_and_per_layer_logs(tmp_path,
     assert "dead_units" in header and "dead_units/hidden_0" in header
 
 
+def test_callbacks_listed_before_the_monitor_see_its_values(tmp_path):
+    x, y = regression_data()
+    model = dying_mlp(bias=-100.0)  # Every unit dead, and it stays so.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    csv_path = tmp_path / "log.csv"
+    stopper = keras.callbacks.EarlyStopping(monitor="dead_units",
+                                            patience=0, mode="min")
+    monitor = DeadUnitMonitor(probe=x[:64])
+    callbacks = [keras.callbacks.CSVLogger(str(csv_path)), stopper, monitor]
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=callbacks)
+    # EarlyStopping read dead_units (1.0, not improving) and stopped.
+    assert history.history["dead_units"] == [1.0, 1.0]
+    assert stopper.stopped_epoch == 1
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert [float(row["dead_units"]) for row in rows] == [1.0, 1.0]
+
+
 def test_monitor_does_not_change_training():
     x, y = regression_data()
     plain, monitored = dying_mlp(), dying_mlp()
