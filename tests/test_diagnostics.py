@@ -219,6 +219,11 @@ class TestBadInput:
     def test_dataset_probe_is_refused_with_advice(self):
         with pytest.raises(TypeError, match="list_iterator.*dataset.take"):
             dead_unit_report(dying_mlp(), iter([np.ones((2, 8))]))
+        tf = pytest.importorskip("tensorflow")
+        dataset = tf.data.Dataset.from_tensor_slices(
+            np.ones((4, 8), "float32")).batch(2)
+        with pytest.raises(TypeError, match="BatchDataset.*dataset.take"):
+            dead_unit_report(dying_mlp(), dataset)
 
     def test_subclassed_model_is_refused_clearly(self):
         model = zoo.Subclassed()
