@@ -1,24 +1,55 @@
-"""The benchmark's quick mode runs, so the script cannot rot. No timing is
-asserted: speed is measured by `keras-sugar bench`, not by tests."""
+"""The benchmark's quick mode runs, so the script cannot rot, and its
+statistics are right. No timing is asserted: speed is measured by
+`keras-sugar bench`, not by tests."""
 
-from keras_sugar.experiments import benchmark
+import pytest
+
 from keras_sugar import implementations
+from keras_sugar.experiments import benchmark
 from tests.testing import BACKEND
 
 
 def test_quick_benchmark_measures_every_variant():
     results = benchmark.run(quick=True, repeats=2)
     assert results["backend"] == BACKEND
-    assert set(results["rows"]) == {
-        "relu", "gelu", "sugar/straight_through", "sugar/multiplicative",
-        "sugar/custom_gradient"}
+    variants = {"relu", "gelu", "sugar/straight_through",
+                "sugar/multiplicative", "sugar/custom_gradient"}
+    reference = f"reference/{BACKEND}"
+    assert set(results["rows"]) == variants | {reference}
     assert results["auto"] in implementations.FUNCTIONS
-    for row in results["rows"].values():
-        for measure in ("activation", "vgg_step", "mlp_step"):
+    for label, row in results["rows"].items():
+        measures = (("activation",) if label == reference
+                    else ("activation", "vgg_step", "mlp_step"))
+        for measure in measures:
             timing = row[measure]
             assert 0 < timing["min_ms"] <= timing["median_ms"] <= (
                 timing["max_ms"])
-        memory = row["vgg_memory_bytes"]
-        assert (memory is None) == (BACKEND == "tensorflow")
+            low, high = timing["ratio_relu_iqr"]
+            assert low <= timing["ratio_relu"] <= high
+        if label != reference:
+            assert (row["vgg_memory_bytes"] is None) == (
+                BACKEND == "tensorflow")
+    # ReLU against itself, round by round: exactly 1.
+    assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
     table = benchmark.format_table(results)
-    assert "1.00x" in table and "sugar/custom_gradient" in table
+    assert "sugar/custom_gradient" in table and reference in table
+
+
+def test_interleaving_rotates_the_order_every_round():
+    calls = []
+    steps = {name: (lambda n=name: calls.append(n)) for name in "abc"}
+    seconds = benchmark.interleaved(steps, rounds=3, warmup=0)
+    assert calls == list("abcbcacab")
+    assert all(len(times) == 3 for times in seconds.values())
+
+
+def test_ratios_are_per_round_medians_with_their_spread():
+    seconds = {"relu": [1.0, 2.0, 4.0, 1.0],
+               "gelu": [2.0, 4.0, 8.0, 2.0],
+               "sugar": [1.1, 2.0, 4.0, 1.5]}  # ratios 1.1, 1, 1, 1.5
+    row = benchmark.summarize(seconds)["sugar"]
+    assert row["ratio_relu"] == pytest.approx(1.05)
+    assert row["ratio_relu_iqr"] == pytest.approx([1.0, 1.2])
+    assert row["ratio_gelu"] == pytest.approx(0.525)
+    assert row["noisy"]  # A spread of 0.2 is too wide.
+    assert not benchmark.summarize(seconds)["relu"]["noisy"]

@@ -3,6 +3,8 @@
 `benchmark.run()` called from Python takes the same defaults (`DEFAULTS`).
 """
 
+import os
+
 HELP = "Speed and memory of SugarReLU against ReLU and GELU."
 # Runs the command with the parsed arguments (imports Keras).
 RUNNER = "keras_sugar.experiments.benchmark"
@@ -23,3 +25,15 @@ def add_arguments(parser):
                         help="Batch of the train-step measurements.")
     parser.add_argument("--json", default=None,
                         help="Also write the results here.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch and TensorFlow (JAX's "
+                        "CPU backend has no such setting); unset keeps the "
+                        "backend's default.")
+
+
+def before_keras(args):
+    """TensorFlow reads its thread limits when it starts, so they are set
+    before Keras is imported."""
+    if args.threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(args.threads)

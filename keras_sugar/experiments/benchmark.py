@@ -3,8 +3,15 @@
 Measures, for the current backend: (a) the activation alone, forward and
 backward, on a large tensor; (b) one `train_on_batch` step of a VGG-style
 CNN and of an MLP; (c) what a training step keeps for its backward pass.
-Every SUGAR implementation is measured beside `relu` and `gelu`, so the
-ratios come from the same process, machine and moment.
+Every SUGAR implementation is measured beside `relu` and `gelu`, and for
+the activation alone beside a reference written in the backend itself
+(B-SiLU, outside Keras), so the cost of going through Keras shows.
+
+A noisy machine cannot fool it: the variants are interleaved round by
+round (each round times every variant once, in a rotating order), each
+round's time is divided by ReLU's in the same round, and a ratio is
+reported as the median over rounds with its interquartile spread; a spread
+wider than `NOISY_SPREAD` is flagged as too wide to conclude from.
 
 This is the one module that imports backend libraries: Keras has no
 backend-agnostic gradient function or memory statistics.
@@ -12,6 +19,7 @@ backend-agnostic gradient function or memory statistics.
 Run: `keras-sugar bench [--quick] [--json out.json]`.
 """
 
+import functools
 import json
 import statistics
 import time
@@ -37,21 +45,68 @@ def variants(surrogate=DEFAULTS["surrogate"]):
     return found
 
 
-def _summary(seconds):
-    ms = [1000.0 * s for s in seconds]
-    return {"median_ms": statistics.median(ms), "min_ms": min(ms),
-            "max_ms": max(ms)}
+# An interquartile spread of the per-round ratio wider than this (10% of
+# ReLU's time) is too wide to tell a few percent apart.
+NOISY_SPREAD = 0.10
 
 
-def _timed(step, repeats, warmup):
-    for _ in range(warmup):
-        step()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
-    return _summary(seconds)
+def interleaved(steps, rounds, warmup):
+    """Times each step once per round, the order rotating every round, so
+    a slow moment of a busy machine falls on every variant alike.
+
+    Args:
+        steps: `{label: function}`, each running one blocking step.
+        rounds: Number of rounds.
+        warmup: Untimed calls of each step first (compilation, caches).
+
+    Returns:
+        `{label: [seconds, one per round]}`.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    labels = list(steps)
+    seconds = {label: [] for label in labels}
+    for round_index in range(rounds):
+        shift = round_index % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            start = time.perf_counter()
+            steps[label]()
+            seconds[label].append(time.perf_counter() - start)
+    return seconds
+
+
+def _quartiles(values):
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return float(q1), float(median), float(q3)
+
+
+def summarize(seconds, baseline="relu", other="gelu"):
+    """Per label: median/min/max ms, and the median and interquartile range
+    of the per-round ratios to `baseline` and `other` (where present).
+
+    Example:
+
+    >>> row = summarize({"relu": [1.0, 2.0, 1.0], "x": [1.1, 2.2, 1.1]})["x"]
+    >>> round(row["ratio_relu"], 6), row["noisy"]
+    (1.1, False)
+    """
+    summary = {}
+    for label, times in seconds.items():
+        ms = [1000.0 * t for t in times]
+        row = {"median_ms": float(statistics.median(ms)),
+               "min_ms": float(min(ms)), "max_ms": float(max(ms))}
+        for reference in (baseline, other):
+            if reference not in seconds:
+                continue
+            ratios = [t / r for t, r in zip(times, seconds[reference])]
+            q1, median, q3 = _quartiles(ratios)
+            row[f"ratio_{reference}"] = median
+            row[f"ratio_{reference}_iqr"] = [q1, q3]
+        low, high = row.get(f"ratio_{baseline}_iqr", (1.0, 1.0))
+        row["noisy"] = bool(high - low > NOISY_SPREAD)
+        summary[label] = row
+    return summary
 
 
 def _activation_step(activation, x, upstream):
@@ -84,12 +139,62 @@ def _activation_step(activation, x, upstream):
     raise NotImplementedError(f"No benchmark for backend '{backend}'.")
 
 
-def time_activation(activation, shape, repeats, warmup=2):
-    """Median/min/max milliseconds of one forward+backward of `activation`."""
+def _reference_activation(alpha=1.67):
+    """SUGAR B-SiLU written in the backend itself, outside Keras: what the
+    activation alone costs without Keras' dispatch."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        class ReferenceBSiLU(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return torch.relu(x)
+
+            @staticmethod
+            def backward(ctx, upstream):
+                (x,) = ctx.saved_tensors
+                s = torch.sigmoid(x)
+                t = 1.0 - s
+                return t.mul_(x + alpha).add_(1.0).mul_(s).mul_(upstream)
+
+        return ReferenceBSiLU.apply
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        @jax.custom_jvp
+        def reference(x):
+            return jnp.maximum(x, 0.0)
+
+        @reference.defjvp
+        def reference_jvp(primals, tangents):
+            (x,), (t,) = primals, tangents
+            s = jax.nn.sigmoid(x)
+            return reference(x), (s + (x + alpha) * s * (1.0 - s)) * t
+
+        return reference
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def reference(x):
+        def grad(upstream):
+            s = tf.sigmoid(x)
+            return upstream * (s + (x + alpha) * s * (1.0 - s))
+
+        return tf.nn.relu(x), grad
+
+    return reference
+
+
+def activation_steps(activations, shape):
+    """`{label: step}`: one forward+backward of each activation alone."""
     rng = np.random.default_rng(0)
     x = ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
     upstream = ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
-    return _timed(_activation_step(activation, x, upstream), repeats, warmup)
+    return {label: _activation_step(activation, x, upstream)
+            for label, activation in activations.items()}
 
 
 def build_model(kind, activation, quick):
@@ -121,12 +226,26 @@ def _compiled(model):
     return model
 
 
-def time_train_step(kind, activation, batch_size, repeats, quick, warmup=3):
-    """Median/min/max milliseconds of one `train_on_batch` step."""
-    keras.utils.set_random_seed(0)
-    model = _compiled(build_model(kind, activation, quick))
-    x, y = _batch(model, batch_size)
-    return _timed(lambda: model.train_on_batch(x, y), repeats, warmup)
+def train_steps(kind, activations, batch_size, quick):
+    """`{label: step}`: one `train_on_batch` of the model `kind` built with
+    each activation (same seed, same initial weights)."""
+    steps = {}
+    for label, activation in activations.items():
+        keras.utils.set_random_seed(0)
+        model = _compiled(build_model(kind, activation, quick))
+        x, y = _batch(model, batch_size)
+        steps[label] = functools.partial(model.train_on_batch, x, y)
+    return steps
+
+
+def set_threads(threads):
+    """Limits the backend's CPU threads where it can be done at run time
+    (torch); TensorFlow and JAX read theirs before starting (see
+    `bench_command.before_keras`)."""
+    if threads and keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def train_step_memory(kind, activation, batch_size, quick):
@@ -176,31 +295,49 @@ def train_step_memory(kind, activation, batch_size, quick):
 
 
 def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
-        batch_size=DEFAULTS["batch_size"], activation_shape=None):
-    """Runs every measurement and returns the results as a dict."""
+        batch_size=DEFAULTS["batch_size"], activation_shape=None,
+        threads=None):
+    """Runs every measurement and returns the results as a dict.
+
+    Args:
+        quick: Tiny sizes and few rounds (a smoke run).
+        surrogate: Surrogate of the SUGAR variants.
+        repeats: Rounds per measure. Defaults to 30 (3 with `quick`).
+        batch_size: Batch of the train-step measurements.
+        activation_shape: Tensor shape for the activation alone.
+        threads: CPU threads (torch; see `set_threads`), or None.
+    """
     repeats = repeats or (3 if quick else 30)
     activation_shape = activation_shape or ((64, 64) if quick
                                             else (64, 64, 32, 32))
     batch_size = 8 if quick else batch_size
+    set_threads(threads)
     results = {
         "backend": keras.backend.backend(), "keras": keras.__version__,
-        "surrogate": surrogate, "repeats": repeats,
+        "surrogate": surrogate, "repeats": repeats, "threads": threads,
         "batch_size": batch_size, "activation_shape": list(activation_shape),
         "auto": implementations.resolve(
             "auto", SugarReLU(surrogate).surrogate),
         "rows": {},
     }
-    for label, activation in variants(surrogate).items():
-        results["rows"][label] = {
-            "activation": time_activation(activation, activation_shape,
-                                          repeats),
-            "vgg_step": time_train_step("vgg", activation, batch_size,
-                                        repeats, quick),
-            "mlp_step": time_train_step("mlp", activation, batch_size,
-                                        repeats, quick),
-            "vgg_memory_bytes": train_step_memory("vgg", activation,
-                                                  batch_size, quick),
-        }
+    found = variants(surrogate)
+    alone = dict(found)
+    if surrogate == "bsilu":
+        alone[f"reference/{results['backend']}"] = _reference_activation()
+    measured = {
+        "activation": activation_steps(alone, activation_shape),
+        "vgg_step": train_steps("vgg", found, batch_size, quick),
+        "mlp_step": train_steps("mlp", found, batch_size, quick),
+    }
+    rows = results["rows"]
+    for measure, steps in measured.items():
+        warmup = 2 if measure == "activation" else 3
+        summary = summarize(interleaved(steps, repeats, warmup))
+        for label, row in summary.items():
+            rows.setdefault(label, {})[measure] = row
+    for label, activation in found.items():
+        rows[label]["vgg_memory_bytes"] = train_step_memory(
+            "vgg", activation, batch_size, quick)
     return results
 
 
@@ -215,36 +352,52 @@ def format_table(results):
     rows = results["rows"]
     lines = [
         f"backend={results['backend']} keras={results['keras']} "
-        f"surrogate={results['surrogate']} repeats={results['repeats']} "
-        f"batch={results['batch_size']} auto={results['auto']}",
-        f"{'variant':<24}{'measure':<12}{'median ms':>10}{'min':>8}"
-        f"{'max':>8}{'/relu':>8}{'/gelu':>8}",
+        f"surrogate={results['surrogate']} rounds={results['repeats']} "
+        f"batch={results['batch_size']} threads={results['threads']} "
+        f"auto={results['auto']}",
+        "ratios: median over rounds of (variant / ReLU in the same round), "
+        "[interquartile range]",
+        f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
+        f"{'[spread]':>15}{'/gelu':>8}",
     ]
+    noisy = []
     for measure in ("activation", "vgg_step", "mlp_step"):
-        relu = rows["relu"][measure]["median_ms"]
-        gelu = rows["gelu"][measure]["median_ms"]
         for label, row in rows.items():
+            if measure not in row:
+                continue
             t = row[measure]
+            low, high = t["ratio_relu_iqr"]
+            flag = " !" if t["noisy"] else ""
+            if t["noisy"]:
+                noisy.append(f"{label} {measure}")
             lines.append(
-                f"{label:<24}{measure:<12}{t['median_ms']:>10.2f}"
-                f"{t['min_ms']:>8.2f}{t['max_ms']:>8.2f}"
-                f"{_ratio(t['median_ms'], relu):>8}"
-                f"{_ratio(t['median_ms'], gelu):>8}")
+                f"{label:<28}{measure:<12}{t['median_ms']:>10.2f}"
+                f"{t['ratio_relu']:>7.2f}x"
+                f"{f'[{low:.2f}, {high:.2f}]':>15}"
+                f"{t['ratio_gelu']:>7.2f}x{flag}")
     relu_memory = rows["relu"]["vgg_memory_bytes"]
     gelu_memory = rows["gelu"]["vgg_memory_bytes"]
     for label, row in rows.items():
+        if "vgg_memory_bytes" not in row:
+            continue
         memory = row["vgg_memory_bytes"]
         shown = "n/a" if memory is None else f"{memory / 2**20:.2f} MiB"
-        lines.append(f"{label:<24}{'vgg_memory':<12}{shown:>10}{'':>16}"
-                     f"{_ratio(memory, relu_memory):>8}"
+        lines.append(f"{label:<28}{'vgg_memory':<12}{shown:>10}"
+                     f"{_ratio(memory, relu_memory):>8}{'':>15}"
                      f"{_ratio(memory, gelu_memory):>8}")
+    if noisy:
+        lines.append(
+            f"! spread wider than {NOISY_SPREAD:.2f}x: too noisy to tell "
+            f"a few percent apart ({', '.join(noisy)}); run again on a "
+            f"quiet machine, with more rounds (--repeats) or --threads.")
     return "\n".join(lines)
 
 
 def main(args):
     """Runs `keras-sugar bench` with the parsed arguments."""
     results = run(quick=args.quick, surrogate=args.surrogate,
-                  repeats=args.repeats, batch_size=args.batch_size)
+                  repeats=args.repeats, batch_size=args.batch_size,
+                  threads=args.threads)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:

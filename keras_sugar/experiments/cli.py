@@ -68,6 +68,9 @@ def main(argv=None):
     """Entry point of `keras-sugar` and `python -m keras_sugar`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    command = importlib.import_module(COMMANDS[args.command])
+    if hasattr(command, "before_keras"):
+        command.before_keras(args)
     requested = getattr(args, "backend", None)
     try:
         chosen = backend_selection.choose(requested)
