@@ -105,3 +105,14 @@ def test_example_help_is_whole_and_names_its_extras(tmp_path):
     text = " ".join(proc.stdout.split())
     assert 'pip install "keras-sugar[cv]"' in text
     assert "the data is generated." in text
+
+
+def test_example_without_its_library_names_the_extra(tmp_path):
+    proc = run_without(("keras_cv",), [
+        sys.executable, os.path.join(ROOT, "examples",
+                                     "sugarify_backbone.py"), "--library",
+        "cv"], tmp_path)
+    assert proc.returncode != 0
+    assert 'This example needs keras_cv: pip install "keras-sugar[cv]"' in (
+        proc.stderr)
+    assert "Traceback" not in proc.stderr
