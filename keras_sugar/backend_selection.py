@@ -80,6 +80,12 @@ def is_command_line():
     """Whether this process is the `keras-sugar` command (or `python -m
     keras_sugar...`), which imports Keras only once it has read its
     arguments: `--help` then needs no backend at all."""
-    # While `python -m` imports the package of its module, argv[0] is "-m".
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return program in ("keras-sugar", "keras-sugar.exe") or program == "-m"
+    if program in ("keras-sugar", "keras-sugar.exe"):
+        return True
+    # `python -m keras_sugar`: the interpreter's own command line says so.
+    command = list(getattr(sys, "orig_argv", []))
+    if "-m" in command[:-1]:
+        module = command[command.index("-m") + 1]
+        return module.split(".")[0] == "keras_sugar"
+    return False

@@ -54,6 +54,13 @@ def test_help_needs_no_keras_and_no_backend(args, tmp_path):
             assert shown in " ".join(proc.stdout.split()), shown
 
 
+def test_python_m_help_needs_no_keras_either(tmp_path):
+    proc = run_without(("keras",) + BACKENDS, [
+        sys.executable, "-m", "keras_sugar", "compare", "--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(default: mnist1d)" in proc.stdout
+
+
 def test_import_without_tensorflow_picks_an_installed_backend(tmp_path):
     proc = run_without(("tensorflow",), [
         sys.executable, "-c",
