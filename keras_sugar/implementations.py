@@ -25,14 +25,18 @@ is exactly +0 wherever `g` is finite and has derivative `-g'`, and
 `relu - (+0)` is `relu` bit for bit, the sign of zero included (adding +0
 would turn -0 into +0). Where `g` is not finite (a NaN input, a surrogate
 that overflows) the carrier is replaced by 0, so the forward value never
-depends on `f`. Non-finite inputs are replaced by 0 before `f` or `f'` sees
-them, so no NaN reaches the gradient through an unused branch.
+depends on `f`. Non-finite inputs are replaced by 0 before `f` sees them,
+so no NaN reaches the gradient through an unused branch; `f'` is masked
+after it is computed.
 """
+
+import functools
 
 import keras
 from keras import ops
 
 from keras_sugar import native
+from keras_sugar import surrogates
 
 IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
@@ -97,12 +101,13 @@ def _surrogate_function(x, surrogate, params, negative_only):
 
 def _surrogate_derivative(x, surrogate, params, negative_only):
     """`f'(x)` at finite `x`, 0 at non-finite `x`."""
-    finite, safe = _finite_part(x)
-    d = surrogate.derivative(safe, **params)
+    d = surrogate.derivative(x, **params)
     if negative_only:
-        d = ops.where(safe > 0, 1.0, d)
+        d = ops.where(x > 0, 1.0, d)
     d = ops.cast(d, x.dtype)
-    return ops.where(finite, d, ops.zeros_like(d))
+    # One `where` on the result: a `where` on the input as well would make
+    # XLA keep another tensor for the backward pass.
+    return ops.where(ops.isfinite(x), d, ops.zeros_like(d))
 
 
 def _relu_with_carrier(x, g, keep):
@@ -114,10 +119,11 @@ def _relu_with_carrier(x, g, keep):
 
 def straight_through(x, surrogate, params, negative_only=False):
     """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
-    finite, safe = _finite_part(x)
+    _, safe = _finite_part(x)
     f = _surrogate_function(safe, surrogate, params, negative_only)
-    keep = ops.logical_and(finite, ops.isfinite(ops.stop_gradient(f)))
-    return _relu_with_carrier(x, f, keep)
+    # At non-finite x, f(0) is finite and its carrier is 0 with gradient 0
+    # (the `where` in `safe`): only f's own overflow needs dropping.
+    return _relu_with_carrier(x, f, ops.isfinite(ops.stop_gradient(f)))
 
 
 def multiplicative(x, surrogate, params, negative_only=False):
@@ -147,9 +153,15 @@ def custom_gradient(x, surrogate, params, negative_only=False):
     on a symbolic `KerasTensor` a custom gradient raises or is dropped.
     `sugar_relu` guarantees that.
     """
+    # Fused kernels compute the built-in derivatives only.
+    fused = (native.TORCH_FUSED_BACKWARD.get(surrogate.name)
+             if surrogates.is_builtin(surrogate) and not negative_only
+             else None)
+    if fused is not None:
+        fused = functools.partial(fused, **params)
     return native.relu_with_derivative(
         x, lambda t: _surrogate_derivative(t, surrogate, params,
-                                           negative_only))
+                                           negative_only), fused)
 
 
 FUNCTIONS = {

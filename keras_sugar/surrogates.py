@@ -510,3 +510,10 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 BUILTINS = tuple(available())
+_BUILTIN_SURROGATES = {name: get(name) for name in BUILTINS}
+
+
+def is_builtin(surrogate):
+    """Whether `surrogate` is the package's own (not one registered under
+    a built-in's name with `override=True`)."""
+    return _BUILTIN_SURROGATES.get(surrogate.name) is surrogate

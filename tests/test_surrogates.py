@@ -159,6 +159,23 @@ def test_a_refused_override_keeps_the_old_entry(scratch_registry):
     assert _registry_state() == before
 
 
+def test_a_builtin_name_overridden_uses_the_new_derivative():
+    original = surrogates.get("bsilu")
+    try:
+        @surrogates.register("bsilu", override=True,
+                             derivative=lambda x, alpha=1.67: 0.5 + 0.0 * x)
+        def half_slope(x, alpha=1.67):
+            return 0.5 * x
+
+        x = np.array([-1.0, 2.0], "float32")
+        for implementation in ("custom_gradient", "straight_through"):
+            _, grad = value_and_gradient(
+                SugarReLU("bsilu", implementation=implementation), x)
+            np.testing.assert_allclose(grad, [0.5, 0.5])
+    finally:
+        surrogates._REGISTRY["bsilu"] = original
+
+
 def test_integer_parameters_stay_integers(scratch_registry):
     scratch_registry.append("power_demo")
 
