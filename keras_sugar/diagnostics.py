@@ -167,11 +167,17 @@ def _check_batch_size(batch_size):
 
 
 def measure(model, data, batch_size=256, probe=None):
-    """Runs `data` through `model` and returns the `DeadUnitStats`."""
-    _check_model(model)
-    _check_batch_size(batch_size)
-    data = _check_probe(model, data)
-    probe = probe or _Probe(model)
+    """Runs `data` through `model` and returns the `DeadUnitStats`.
+
+    With `probe` (a `_Probe` of `model`), `data` and `batch_size` are taken
+    as already checked, as `DeadUnitMonitor` does once for all its
+    measurements.
+    """
+    if probe is None:
+        _check_model(model)
+        _check_batch_size(batch_size)
+        data = _check_probe(model, data)
+        probe = _Probe(model)
     stats = DeadUnitStats(probe.layer_names)
     n = len(keras.tree.flatten(data)[0])
     for start in range(0, n, batch_size):

@@ -81,13 +81,11 @@ def resolve(implementation, surrogate):
     return implementation
 
 
-def _finite_part(x):
-    """`(finite, safe)`: where `x` is finite, and `x` with its non-finite
-    entries replaced by 0 (a `where` on both sides, so the surrogate's
-    derivative at the replaced entries is never multiplied into a
-    gradient)."""
-    finite = ops.isfinite(x)
-    return finite, ops.where(finite, x, ops.zeros_like(x))
+def _finite_inputs(x):
+    """`x` with its non-finite entries replaced by 0, so that `f` never
+    sees them and its derivative there is never multiplied into a
+    gradient (the `where` passes 0 to them)."""
+    return ops.where(ops.isfinite(x), x, ops.zeros_like(x))
 
 
 def _surrogate_function(x, surrogate, params, negative_only):
@@ -119,7 +117,7 @@ def _relu_with_carrier(x, g, keep):
 
 def straight_through(x, surrogate, params, negative_only=False):
     """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
-    _, safe = _finite_part(x)
+    safe = _finite_inputs(x)
     f = _surrogate_function(safe, surrogate, params, negative_only)
     # At non-finite x, f(0) is finite and its carrier is 0 with gradient 0
     # (the `where` in `safe`): only f's own overflow needs dropping.
@@ -138,7 +136,7 @@ def multiplicative(x, surrogate, params, negative_only=False):
                                            negative_only))
     if native_result is not None:
         return native_result
-    _, safe = _finite_part(x)
+    safe = _finite_inputs(x)
     d = ops.stop_gradient(
         _surrogate_derivative(x, surrogate, params, negative_only))
     zero_with_gradient_one = safe - ops.stop_gradient(safe)

@@ -13,8 +13,9 @@ TensorFlow's autodiff does.
 
 Each function takes the input tensor and `derivative`, a function of the
 input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
-and the derivative is `derivative(x)`, and only `x` is kept for the
-backward pass.
+and the derivative is `derivative(x)`. `relu_with_derivative` keeps only
+`x` for the backward pass; `relu_saving_derivative` (the `multiplicative`
+implementation) keeps `derivative(x)`, computed in the forward pass.
 """
 
 import keras
@@ -52,13 +53,14 @@ def _jax_relu(x, derivative, first_order_only=False):
     @relu.defjvp
     def relu_jvp(primals, tangents):
         (inputs,), (tangent,) = primals, tangents
-        # Rematerialized: reverse mode keeps x (as ReLU keeps one tensor)
-        # and recomputes f'(x), instead of keeping f'(x) beside x.
-        slope = jax.checkpoint(derivative)(inputs)
         if first_order_only:
-            # Differentiating this rule (a second derivative) reaches
-            # first_order_only, which refuses with a clear message.
-            slope = _jax_first_order_only(slope)
+            # Reverse mode keeps f'(x). Differentiating this rule (a second
+            # derivative) reaches first_order_only, which refuses.
+            slope = _jax_first_order_only(derivative(inputs))
+        else:
+            # Rematerialized: reverse mode keeps x (as ReLU keeps one
+            # tensor) and recomputes f'(x), instead of keeping f'(x).
+            slope = jax.checkpoint(derivative)(inputs)
         return relu(inputs), slope * tangent
 
     return relu(x)
