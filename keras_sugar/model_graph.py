@@ -99,8 +99,9 @@ def round_trip(layer):
             keras.saving.serialize_keras_object(layer))
 
 
-def config_round_trip_error(layer):
-    """Why `layer`'s config does not round-trip, or None when it does.
+def rebuilt_from_config(layer):
+    """`(copy, None)` with `layer` rebuilt from its config, or `(None,
+    reason)` when its config does not round-trip.
 
     Some third-party layers return sublayers or other objects from
     `get_config()` that their `from_config()` cannot take back (keras_cv's
@@ -109,10 +110,9 @@ def config_round_trip_error(layer):
     caught here.
     """
     try:
-        round_trip(layer)
+        return round_trip(layer), None
     except (TypeError, ValueError) as error:
-        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
-    return None
+        return None, f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
 def mark_built(layer):

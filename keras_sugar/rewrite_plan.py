@@ -194,7 +194,7 @@ def _plan_op(op, path, plan):
         plan.actions[id(op)] = "op"
 
 
-def _plan_layer(layer, path, plan):
+def _plan_layer(layer, path, plan, rebuilt):
     report = plan.report
     if isinstance(layer, keras.layers.ReLU):
         if "relu" not in plan.targets:
@@ -222,8 +222,8 @@ def _plan_layer(layer, path, plan):
         return
     # A custom layer is rebuilt from its config when cloned: find the sites
     # on such a rebuilt copy, whose sublayers are the ones the swap sees.
-    sites = _inner_sites(model_graph.round_trip(layer), path,
-                         "inside custom layer", plan)
+    sites = _inner_sites(rebuilt[id(layer)], path, "inside custom layer",
+                         plan)
     if sites:
         plan.patches[id(layer)] = sites
         return
@@ -235,7 +235,7 @@ def _plan_layer(layer, path, plan):
             f"keras_sugar.SugarReLU"))
 
 
-def _plan_clone(model, plan, paths, seen):
+def _plan_clone(model, plan, paths, rebuilt, seen):
     for node in model_graph.nodes(model):
         if id(node) in seen or isinstance(node, keras.layers.InputLayer):
             continue
@@ -244,28 +244,29 @@ def _plan_clone(model, plan, paths, seen):
         if not isinstance(node, keras.layers.Layer):
             _plan_op(node, path, plan)
         elif model_graph.is_graph_model(node):
-            _plan_clone(node, plan, paths, seen)
+            _plan_clone(node, plan, paths, rebuilt, seen)
         else:
-            _plan_layer(node, path, plan)
+            _plan_layer(node, path, plan, rebuilt)
 
 
-def _first_config_failure(model, seen=None):
-    """`(layer, reason)` for the first layer the clone would rebuild whose
-    config does not round-trip, or None."""
-    seen = set() if seen is None else seen
+def _rebuild_custom_layers(model, rebuilt, seen):
+    """Rebuilds from its config every custom layer the clone would rebuild,
+    into `rebuilt` (`{id(layer): copy}`); returns `(layer, reason)` for the
+    first whose config does not round-trip, or None."""
     for node in model_graph.nodes(model):
         if (id(node) in seen or not isinstance(node, keras.layers.Layer)
                 or isinstance(node, keras.layers.InputLayer)):
             continue
         seen.add(id(node))
         if model_graph.is_graph_model(node):
-            found = _first_config_failure(node, seen)
-            if found:
-                return found
+            failure = _rebuild_custom_layers(node, rebuilt, seen)
+            if failure:
+                return failure
         elif not model_graph.is_core_keras(node):
-            reason = model_graph.config_round_trip_error(node)
+            copy, reason = model_graph.rebuilt_from_config(node)
             if reason:
                 return node, reason
+            rebuilt[id(node)] = copy
     return None
 
 
@@ -294,10 +295,11 @@ def plan(model, activation, targets):
         A `Plan`; `plan.report` says what will change and by which route.
     """
     result = Plan(model, activation, targets)
-    failure = _first_config_failure(model)
+    rebuilt = {}
+    failure = _rebuild_custom_layers(model, rebuilt, set())
     paths = model_graph.node_paths(model)
     if failure is None:
-        _plan_clone(model, result, paths, set())
+        _plan_clone(model, result, paths, rebuilt, set())
         return result
     layer, reason = failure
     result.report.route = "rebuild"
