@@ -96,6 +96,22 @@ def test_requested_backend_missing_is_one_line_and_status_2(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--model", "mlp", "--model-kwargs", "width=2"],
+     "Unknown keyword(s) ['width'] for model 'mlp'"),
+    (["--model-kwargs", "foo"], "item 'foo' is not of the form key=value"),
+    (["--seeds", "a,b"], "'a,b' is neither a count"),
+])
+def test_bad_compare_arguments_are_one_line_and_status_2(args, message,
+                                                         tmp_path):
+    # Refused before Keras starts: Keras and the backends are absent.
+    proc = run_without(("keras",) + BACKENDS, [COMMAND, "compare", *args],
+                       tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_missing_data_package_names_its_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mnist1d", None)
     monkeypatch.delitem(sys.modules, "mnist1d.data", raising=False)

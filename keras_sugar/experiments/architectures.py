@@ -189,3 +189,24 @@ def builder_defaults(name):
     """
     parameters = list(inspect.signature(BUILDERS[name]).parameters.values())
     return {p.name: p.default for p in parameters[3:]}
+
+
+def check(name, kwargs):
+    """Fails on an unknown builder or keyword, before anything is built.
+
+    Example:
+
+    >>> check("mlp", {"units": 64})
+    >>> check("mlp", {"width": 2.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown keyword(s) ['width'] for model 'mlp'. Its keywords and defaults: {'depth': 4, 'units': 256, 'name': 'mlp'}.
+    """
+    if name not in BUILDERS:
+        raise ValueError(f"Unknown model '{name}'. Valid choices: "
+                         f"{sorted(BUILDERS)}.")
+    known = builder_defaults(name)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown keyword(s) {unknown} for model "
+                         f"'{name}'. Its keywords and defaults: {known}.")

@@ -69,6 +69,11 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     command = importlib.import_module(COMMANDS[args.command])
+    if hasattr(command, "check"):
+        try:
+            command.check(args)
+        except ValueError as error:
+            args.parser.error(str(error))
     if hasattr(command, "before_keras"):
         command.before_keras(args)
     requested = getattr(args, "backend", None)

@@ -17,17 +17,16 @@ from keras_sugar import diagnostics
 from keras_sugar.activations import SugarReLU
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import datasets
+from keras_sugar.experiments import compare_command
 from keras_sugar.experiments.compare_command import DEFAULTS
 
 
 def _parse_value(text):
-    if text in ("True", "true", "False", "false"):
-        return text.lower() == "true"
-    try:
-        return float(text)
-    except ValueError:
+    value = compare_command.parse_value(text)
+    if isinstance(value, str):
         raise ValueError(f"Cannot read parameter value '{text}': use a "
-                         f"number, true or false.") from None
+                         f"number, true or false.")
+    return value
 
 
 def parse_activation(spec):
@@ -69,22 +68,10 @@ class _EpochTimer(keras.callbacks.Callback):
 def build(model, dataset, activation, **model_kwargs):
     """Builds one of `architectures.BUILDERS` for `dataset` with
     `activation`."""
-    _check_model(model, model_kwargs)
+    architectures.check(model, model_kwargs)
     return architectures.BUILDERS[model](
         dataset.input_shape, dataset.num_classes, activation,
         **model_kwargs)
-
-
-def _check_model(model, model_kwargs):
-    """Fails on an unknown model or keyword before any data is loaded."""
-    if model not in architectures.BUILDERS:
-        raise ValueError(f"Unknown model '{model}'. Valid choices: "
-                         f"{sorted(architectures.BUILDERS)}.")
-    known = architectures.builder_defaults(model)
-    unknown = sorted(set(model_kwargs) - set(known))
-    if unknown:
-        raise ValueError(f"Unknown keyword(s) {unknown} for model "
-                         f"'{model}'. Its keywords and defaults: {known}.")
 
 
 def train_once(dataset, model, spec, seed, epochs, batch_size, lr,
@@ -195,7 +182,7 @@ def run(data=DEFAULTS["data"], model=DEFAULTS["model"],
     `**model_kwargs` go to the model builder, whose own defaults apply
     otherwise.
     """
-    _check_model(model, model_kwargs)
+    architectures.check(model, model_kwargs)
     dataset = datasets.load(data)
     specs = list(activations)
     for spec in specs:  # Fail on a bad spec before hours of training.

@@ -3,6 +3,8 @@
 `compare.run()` called from Python takes the same defaults (`DEFAULTS`).
 """
 
+import argparse
+
 from keras_sugar.experiments import architectures
 
 HELP = ("Train one model with several activations and seeds; print the "
@@ -50,8 +52,9 @@ def parse_model_kwargs(text):
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model-kwargs item '{item}' is not of the "
-                             f"form key=value")
+            # ArgumentTypeError: argparse prints this message as it is.
+            raise argparse.ArgumentTypeError(
+                f"item '{item}' is not of the form key=value")
         kwargs[key.strip()] = parse_value(value.strip())
     return kwargs
 
@@ -60,7 +63,12 @@ def parse_seeds(text):
     """A count (`"3"` = seeds 0, 1, 2) or a list (`"0,4,7"`)."""
     if text.isdigit():
         return tuple(range(int(text)))
-    return tuple(int(s) for s in text.split(","))
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither a count (3) nor a list of integer seeds "
+            f"(0,4,7)") from None
 
 
 def _builders_help():
@@ -104,3 +112,8 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars.")
 
+
+def check(args):
+    """Checks what can be checked before Keras starts: the model and its
+    keywords (a ValueError becomes a one-line command-line error)."""
+    architectures.check(args.model, args.model_kwargs)
