@@ -1,10 +1,13 @@
-"""The comparison harness: specs, one run's numbers, the summary, files,
-and the command line."""
+"""The comparison harness: specs, one run's numbers, reuse of a compiled
+model across seeds, files written as runs end, resume, argument checks and
+the command line."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -12,7 +15,9 @@ import pytest
 
 from keras_sugar import SugarReLU
 from keras_sugar.experiments import compare
+from keras_sugar.experiments import cli
 from keras_sugar.experiments import datasets
+from keras_sugar.experiments import results_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,34 +51,253 @@ def test_one_run_reports_what_the_model_does():
     assert 0.0 <= result["dead_units"] <= 1.0
     assert 0.0 < result["sparsity"] < 1.0
     assert len(result["curves"]["val_accuracy"]) == 2
-    assert result["curves"]["val_accuracy"][-1] == pytest.approx(
-        result["test_accuracy"], abs=1e-6)
+    # The test accuracy is the model's, evaluated after training.
+    trainer = compare.Trainer(data, "mlp", "sugar:bsilu", 0.1, 0.9,
+                              depth=2, units=32)
+    trainer.run(0, 2, 64, verbose=0)
+    _, accuracy = trainer.model.evaluate(data.x_test, data.y_test, verbose=0)
+    assert result["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
     gelu = compare.train_once(data, "mlp", "gelu", seed=0, epochs=1,
                               batch_size=64, lr=0.1, verbose=0, depth=2,
                               units=32)
     assert gelu["dead_units"] is None  # GELU has no rectified units
 
 
+def test_a_reused_model_trains_exactly_like_a_fresh_one():
+    # Compiled once per activation, reset per seed: the run must be the
+    # one a new model would make (weights, optimizer state and batches).
+    data = datasets.load("digits")
+    kwargs = dict(depth=2, units=32)
+    reused = compare.Trainer(data, "mlp", "sugar:elu", 0.05, 0.9, **kwargs)
+    reused.run(0, 2, 64, verbose=0)
+    second = reused.run(1, 2, 64, verbose=0)
+    fresh = compare.Trainer(data, "mlp", "sugar:elu", 0.05, 0.9, **kwargs)
+    alone = fresh.run(1, 2, 64, verbose=0)
+    for a, b in zip(reused.model.get_weights(), fresh.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert second["curves"] == alone["curves"]
+
+
 def test_same_seed_same_initial_weights_for_every_activation():
     data = datasets.load("digits")
     weights = []
     for spec in ("relu", "sugar:elu"):
-        keras.utils.set_random_seed(3)
-        weights.append(compare.build("vgg", data, compare.parse_activation(
-            spec), layout=[4, "M", 8], width=1.0).get_weights())
+        trainer = compare.Trainer(data, "vgg", spec, 0.01, 0.9,
+                                  layout=[4, "M", 8], width=1.0)
+        trainer.reset(3)
+        weights.append(trainer.model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
 
-def test_summary_is_mean_and_std_over_seeds():
-    runs = [{"activation": "relu", "test_accuracy": a, "dead_units": d,
-             "sparsity": 0.5, "seconds_per_epoch": 1.0}
-            for a, d in ((0.5, 0.1), (0.7, 0.3))]
-    (row,) = compare.summarize(runs)
-    assert row["test_accuracy"] == pytest.approx(0.6)
-    assert row["test_accuracy_std"] == pytest.approx(0.1)
-    assert row["dead_units"] == pytest.approx(0.2)
-    assert "60.00 +- 10.00" in compare.format_table([row])
+def test_python_run_uses_the_command_line_defaults():
+    import inspect
+
+    from keras_sugar.experiments.compare_command import DEFAULTS
+
+    parameters = inspect.signature(compare.run).parameters
+    for key, value in DEFAULTS.items():
+        if key != "model_kwargs":  # **model_kwargs: the builders' own.
+            assert parameters[key].default == value, key
+    assert DEFAULTS["seeds"] == (0, 1, 2, 3, 4)  # As in the paper.
+
+
+def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
+        tmp_path, monkeypatch):
+    out = str(tmp_path / "results")
+    specs = ("relu", "sugar:bsilu")
+    summary, runs = compare.run("digits", activations=specs, seeds=(0, 1),
+                                out=out, verbose=0, **_small())
+    folder = results_folder.ResultsFolder(out)
+    assert [(r["activation"], r["seed"]) for r in folder.runs()] == [
+        ("relu", 0), ("relu", 1), ("sugar:bsilu", 0), ("sugar:bsilu", 1)]
+    with open(os.path.join(out, "results.json")) as f:
+        saved = json.load(f)
+    assert saved["summary"] == json.loads(json.dumps(summary))
+    assert saved["summary"][0]["accuracy_delta_ci95"] == [0.0, 0.0]
+    # Interrupted after the first run, killed while writing the second.
+    with open(folder.file(results_folder.RUNS)) as f:
+        lines = f.read().splitlines()
+    with open(folder.file(results_folder.RUNS), "w") as f:
+        f.write(lines[0] + "\n" + lines[1][:40])
+    trained = []
+    original = compare.Trainer.run
+
+    def counting_run(self, seed, *args, **kwargs):
+        trained.append((self.spec, seed))
+        return original(self, seed, *args, **kwargs)
+
+    monkeypatch.setattr(compare.Trainer, "run", counting_run)
+    with pytest.raises(ValueError, match="already holds a comparison"):
+        compare.run("digits", activations=specs, seeds=(0, 1), out=out,
+                    verbose=0, **_small())
+    _, resumed = compare.run("digits", activations=specs, seeds=(0, 1),
+                             out=out, resume=True, verbose=0, **_small())
+    assert trained == [("relu", 1), ("sugar:bsilu", 0), ("sugar:bsilu", 1)]
+    assert resumed[0] == json.loads(lines[0])  # The finished run is kept.
+    # Same seeds, same data order: the rerun runs are the same runs.
+    for before, after in zip(runs[1:], resumed[1:]):
+        assert after["curves"] == before["curves"]
+    # Nothing missing: resume only rebuilds the table and files.
+    trained.clear()
+    compare.run("digits", activations=specs, seeds=(0, 1), out=out,
+                resume=True, verbose=0, **_small())
+    assert trained == []
+
+
+def _small():
+    return dict(model="mlp", depth=2, units=16, epochs=1, batch_size=128,
+                lr=0.05)
+
+
+def test_resume_with_other_settings_names_them(tmp_path):
+    out = str(tmp_path / "results")
+    compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                verbose=0, **_small())
+    with pytest.raises(ValueError, match=r"epochs: 1 on disk, 2 now"):
+        compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                    resume=True, verbose=0, **{**_small(), "epochs": 2})
+    # --overwrite starts over.
+    compare.run("digits", activations=("gelu",), seeds=(0,), out=out,
+                overwrite=True, verbose=0, **_small())
+    runs = results_folder.ResultsFolder(out).runs()
+    assert [r["activation"] for r in runs] == ["gelu"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(epochs=0), r"epochs must be an integer >= 1. Received: epochs=0"),
+    (dict(batch_size=2.5), r"batch_size=2.5"),
+    (dict(lr=float("nan")), r"lr must be a finite number >= 0"),
+    (dict(momentum=1.5), r"momentum must be a number in \[0, 1\]"),
+    (dict(seeds=()), r"seeds must be distinct integers"),
+    (dict(seeds=(1, 1)), r"seeds must be distinct integers"),
+    (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
+    (dict(model="vgg", layout="vgg99"), r"Unknown VGG layout 'vgg99'"),
+    (dict(data="nothing.npz"), r"No such data file or folder: nothing.npz"),
+])
+def test_bad_settings_fail_before_any_training(kwargs, message, monkeypatch):
+    monkeypatch.setattr(compare.Trainer, "run", None)  # Must not be reached.
+    settings = {"data": "digits", **_small(), **kwargs}
+    if settings["model"] != "mlp":
+        del settings["depth"], settings["units"]
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        compare.run(verbose=0, **settings)
+
+
+def test_a_model_that_cannot_take_the_data_fails_before_training(tmp_path):
+    path = tmp_path / "volumes.npz"
+    np.savez(path, x_train=np.zeros((4, 2, 2, 2, 2)), y_train=[0, 1, 0, 1],
+             x_test=np.zeros((2, 2, 2, 2, 2)), y_test=[0, 1])
+    with pytest.raises(ValueError, match=r"Received: input_shape=\(2, 2, 2, "
+                       r"2\)"):
+        compare.prepare(str(path), model="vgg")
+
+
+def _cli(args, capsys):
+    """Runs the command in this process; returns (status, stdout, stderr)."""
+    try:
+        status = cli.main(args)
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "argument --epochs: '0' is not an integer >= 1"),
+    (["--batch-size", "-3"], "argument --batch-size: '-3' is not an integer"),
+    (["--lr", "nan"], "argument --lr: 'nan' is not a finite number >= 0"),
+    (["--lr", "-1"], "argument --lr: '-1' is not a finite number >= 0"),
+    (["--momentum", "2"], "argument --momentum: '2' is not a number in"),
+    (["--seeds", "0"], "argument --seeds: '0': at least one seed is needed"),
+    (["--seeds", "1,1"], "argument --seeds: '1,1' repeats a seed"),
+    (["--model-kwargs", "layout=vgg99"], "Unknown VGG layout 'vgg99'"),
+    (["--model-kwargs", "width=0"], "width must be a number > 0"),
+    (["--resume"], "--resume and --overwrite need --out."),
+    (["--preset", "paper-vgg99"], "argument --preset: invalid choice"),
+    (["--data", "nowhere/data.npz"], "No such data file or folder"),
+    (["--activations", "relu,sugar:nope"], "Unknown surrogate 'nope'"),
+])
+def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
+    status, out, err = _cli(["compare", *args], capsys)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err and "run 1/" not in out
+
+
+def test_out_must_be_a_writable_folder_not_overwritten(tmp_path, capsys):
+    file = tmp_path / "results.txt"
+    file.write_text("mine")
+    status, _, err = _cli(["compare", "--out", str(file)], capsys)
+    assert status == 2 and "is a file; results go in a folder" in err
+    folder = tmp_path / "done"
+    folder.mkdir()
+    (folder / results_folder.RUNS).write_text("")
+    status, _, err = _cli(["compare", "--out", str(folder)], capsys)
+    assert status == 2 and "Add --resume" in err and "--overwrite" in err
+    status, _, err = _cli(["compare", "--out", str(folder), "--resume",
+                           "--overwrite"], capsys)
+    assert status == 2 and "contradict" in err
+    if os.name == "posix" and os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        status, _, err = _cli(["compare", "--out", str(locked / "r")],
+                              capsys)
+        assert status == 2 and "cannot write in" in err
+
+
+def test_bad_data_is_one_line_and_status_2(tmp_path, capsys):
+    path = tmp_path / "bad.npz"
+    np.savez(path, x_train=np.zeros((3, 2)), y_train=[0, -1, 1],
+             x_test=np.zeros((1, 2)), y_test=[0])
+    status, _, err = _cli(["compare", "--data", str(path), "--quiet"],
+                          capsys)
+    assert status == 2
+    assert "bad.npz: y_train[1] = -1 is not a class label" in err
+    assert "Traceback" not in err
+    path = tmp_path / "missing.npz"
+    np.savez(path, x_train=np.zeros((3, 2)))
+    status, _, err = _cli(["compare", "--data", str(path)], capsys)
+    assert status == 2
+    assert "missing ['y_train', 'x_test', 'y_test']" in err
+    assert "Traceback" not in err
+
+
+def test_a_preset_sets_the_paper_settings_and_flags_override_it(
+        tmp_path, capsys, monkeypatch):
+    # The preset's data through keras.datasets, patched: no download.
+    rng = np.random.default_rng(0)
+
+    def load_data():
+        x = rng.integers(0, 256, (40, 8, 8, 3), np.uint8)
+        y = rng.integers(0, 10, (40, 1))
+        return (x, y), (x[:10], y[:10])
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", load_data)
+    out = tmp_path / "results"
+    status, stdout, err = _cli(
+        ["compare", "--preset", "paper-vgg16-cifar10", "--epochs", "1",
+         "--seeds", "2", "--model-kwargs", "width=0.0625",
+         "--activations", "relu,sugar:bsilu", "--quiet", "--out", str(out)],
+        capsys)
+    assert status == 0, err
+    with open(out / "results.json") as f:
+        config = json.load(f)["config"]
+    assert config["data"] == "cifar10" and config["epochs"] == 1
+    assert config["lr"] == 0.001 and config["momentum"] == 0.0
+    assert config["batch_size"] == 128 and config["seeds"] == [0, 1]
+    assert config["model_kwargs"] == {"layout": "vgg16", "width": 0.0625}
+    assert "run 4/4: sugar:bsilu, seed 1" in stdout
+
+
+def test_help_lists_the_presets(capsys):
+    status, out, _ = _cli(["compare", "--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())
+    for name in ("paper-vgg16-cifar10", "paper-vgg16-cifar100",
+                 "paper-resnet18-cifar10", "paper-resnet18-cifar100"):
+        assert name in text
+    assert "(default: 5)" in text and "cifar100" in text
 
 
 def test_command_line_prints_the_table_and_writes_files(tmp_path):
@@ -89,20 +313,48 @@ def test_command_line_prints_the_table_and_writes_files(tmp_path):
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"backend={other}" in proc.stdout
-    assert "test acc % (mean +- std)" in proc.stdout
-    assert "sugar:bsilu" in proc.stdout
+    assert "vs baseline [95% CI]" in proc.stdout
+    assert "run 1/4: relu, seed 0 (elapsed" in proc.stdout
+    assert "run 2/4: relu, seed 1 (elapsed" in proc.stdout and "left)" in (
+        proc.stdout)
+    assert "sugar:bsilu, seed 1: test accuracy" in proc.stdout
     with open(out / "results.json") as f:
         results = json.load(f)
     assert [r["activation"] for r in results["runs"]] == [
         "relu", "relu", "sugar:bsilu", "sugar:bsilu"]
+    bsilu = results["summary"][1]
+    assert bsilu["accuracy_delta"] == pytest.approx(
+        (results["runs"][2]["test_accuracy"] + results["runs"][3][
+            "test_accuracy"] - results["runs"][0]["test_accuracy"]
+         - results["runs"][1]["test_accuracy"]) / 2)
+    assert len(bsilu["accuracy_delta_ci95"]) == 2
     assert (out / "results.csv").exists() and (out / "comparison.png").exists()
+    assert (out / "runs.jsonl").exists() and (out / "config.json").exists()
 
 
-def test_command_line_names_a_malformed_data_file(tmp_path):
-    path = tmp_path / "bad.npz"
-    np.savez(path, x_train=np.zeros((3, 2)))
-    proc = subprocess.run(
-        [sys.executable, "-m", "keras_sugar", "compare", "--data", str(path),
-         "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode != 0
-    assert "missing ['y_train', 'x_test', 'y_test']" in proc.stderr
+def test_a_killed_comparison_keeps_its_finished_runs(tmp_path):
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "keras_sugar", "compare", "--data",
+               "digits", "--model", "mlp", "--model-kwargs",
+               "depth=2,units=16", "--epochs", "3", "--seeds", "3",
+               "--activations", "relu,sugar:bsilu", "--quiet", "--out",
+               str(out)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    runs = out / "runs.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if runs.exists() and runs.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = results_folder.ResultsFolder(str(out)).runs()
+    assert 1 <= len(kept) < 6
+    proc = subprocess.run(command + ["--resume"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"run {len(kept) + 1}/6" in proc.stdout
+    assert "run 1/6" not in proc.stdout
+    final = results_folder.ResultsFolder(str(out)).runs()
+    assert len(final) == 6 and final[:len(kept)] == kept

@@ -50,7 +50,8 @@ def test_help_needs_no_keras_and_no_backend(args, tmp_path):
     if args[-2:] == ["compare", "--help"]:
         # Every default is shown, the model builders' included.
         for shown in ("(default: mnist1d)", "(default: 30)",
-                      "(default: 0.005)", "width=0.125", "(default: 3)"):
+                      "(default: 0.005)", "width=0.125", "(default: 5)",
+                      "paper-resnet18-cifar100"):
             assert shown in " ".join(proc.stdout.split()), shown
 
 
@@ -101,6 +102,10 @@ def test_requested_backend_missing_is_one_line_and_status_2(tmp_path):
      "Unknown keyword(s) ['width'] for model 'mlp'"),
     (["--model-kwargs", "foo"], "item 'foo' is not of the form key=value"),
     (["--seeds", "a,b"], "'a,b' is neither a count"),
+    (["--epochs", "0"], "'0' is not an integer >= 1"),
+    (["--model-kwargs", "layout=vgg99"], "Unknown VGG layout 'vgg99'"),
+    (["--out", os.path.abspath(__file__)], "is a file; results go in a "
+     "folder"),
 ])
 def test_bad_compare_arguments_are_one_line_and_status_2(args, message,
                                                          tmp_path):

@@ -69,11 +69,8 @@ def vgg(input_shape, num_classes, activation="relu", layout="vgg16",
     import keras
 
     conv, pool = _conv_and_pool(input_shape)
+    check("vgg", {"layout": layout, "width": width})
     if isinstance(layout, str):
-        if layout not in VGG_LAYOUTS:
-            raise ValueError(
-                f"Unknown VGG layout '{layout}'. Valid layouts: "
-                f"{sorted(VGG_LAYOUTS)} or a list like [64, 'M', 128].")
         name = name or layout
         layout = VGG_LAYOUTS[layout]
     inputs = keras.Input(input_shape)
@@ -192,7 +189,8 @@ def builder_defaults(name):
 
 
 def check(name, kwargs):
-    """Fails on an unknown builder or keyword, before anything is built.
+    """Fails on an unknown builder or keyword, a VGG layout name that does
+    not exist or a width that is not positive, before anything is built.
 
     Example:
 
@@ -210,3 +208,13 @@ def check(name, kwargs):
     if unknown:
         raise ValueError(f"Unknown keyword(s) {unknown} for model "
                          f"'{name}'. Its keywords and defaults: {known}.")
+    layout = kwargs.get("layout")
+    if isinstance(layout, str) and layout not in VGG_LAYOUTS:
+        raise ValueError(
+            f"Unknown VGG layout '{layout}'. Valid layouts: "
+            f"{sorted(VGG_LAYOUTS)} or a list like [64, 'M', 128].")
+    width = kwargs.get("width", 1.0)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or (
+            not width > 0):
+        raise ValueError(f"width must be a number > 0. Received: "
+                         f"width={width!r}")

@@ -1,36 +1,61 @@
-"""The comparison figure: accuracy and dead units per epoch, per activation
-(needs the `plot` extra, matplotlib)."""
+"""The comparison figure: test accuracy and dead units per epoch, per
+activation, mean over seeds with a band of one standard deviation (needs
+the `plot` extra, matplotlib)."""
 
 import numpy as np
 
 from keras_sugar import plots
 
 
-def plot_comparison(runs, path):
-    """Test accuracy and dead units per epoch, mean over seeds, per
-    activation, from `keras_sugar.experiments.compare` runs; saves a PNG.
+def _mean_band(ax, curves, scale, label, color=None):
+    values = scale * np.asarray(curves, dtype=float)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    epochs = np.arange(1, len(mean) + 1)
+    (line,) = ax.plot(epochs, mean, label=label, color=color)
+    ax.fill_between(epochs, mean - std, mean + std, alpha=0.2,
+                    color=line.get_color(), linewidth=0)
+    return line.get_color()
+
+
+def plot_comparison(runs, path, title=None):
+    """Saves the figure of `keras_sugar.experiments.compare` runs.
+
+    Args:
+        runs: Run dicts with `activation` and `curves`.
+        path: The PNG to write.
+        title: The figure's title (model, data, backend, epochs). Defaults
+            to none.
 
     Returns:
         `path`.
     """
     plt = plots.pyplot()
-    fig, (ax_acc, ax_dead) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_acc, ax_dead) = plt.subplots(1, 2, figsize=(11, 4.4))
+    no_dead_curve = []
     for spec in dict.fromkeys(run["activation"] for run in runs):
         curves = [run["curves"] for run in runs if run["activation"] == spec]
-        accuracy = np.mean([c["val_accuracy"] for c in curves], axis=0)
-        epochs = np.arange(1, len(accuracy) + 1)
-        (line,) = ax_acc.plot(epochs, 100 * accuracy, label=spec)
+        seeds = f"{spec} ({len(curves)} seeds)"
+        color = _mean_band(ax_acc, [c["val_accuracy"] for c in curves], 100,
+                           seeds)
         if all("dead_units" in c for c in curves):
-            dead = np.mean([c["dead_units"] for c in curves], axis=0)
-            ax_dead.plot(epochs, 100 * dead, color=line.get_color(),
-                         label=spec)
-    ax_acc.set_title("test accuracy (mean over seeds)")
+            _mean_band(ax_dead, [c["dead_units"] for c in curves], 100,
+                       spec, color)
+        else:
+            no_dead_curve.append(spec)
+    ax_acc.set_title("test accuracy (mean and std over seeds)")
     ax_acc.set_ylabel("%")
-    ax_dead.set_title("dead units (mean over seeds)")
+    ax_dead.set_title("dead units (mean and std over seeds)")
     ax_dead.set_ylabel("% of rectified units")
+    if no_dead_curve:
+        ax_dead.text(0.02, 0.02, "no dead-unit curve (no rectified units): "
+                     + ", ".join(no_dead_curve), transform=ax_dead.transAxes,
+                     fontsize=8, color="0.35")
     for ax in (ax_acc, ax_dead):
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

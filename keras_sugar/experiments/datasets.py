@@ -1,23 +1,67 @@
-"""Data for comparisons, with no download: generated `mnist1d`, the `digits`
-that ship with scikit-learn, or the user's own `.npz` file."""
+"""Data for comparisons: generated `mnist1d`, scikit-learn's `digits`,
+`keras.datasets` by name, or the user's own files (see `data_files`).
+
+Every source ends in a `Dataset`, checked before any training: matching
+lengths, non-empty splits, finite inputs, integer labels in
+`[0, num_classes)`. Inputs are scaled the same way for every source:
+`uint8` images to `[0, 1]` (divided by 255), floats kept as they are.
+"""
 
 import importlib
 import os
 
 import numpy as np
 
-BUILTIN = ("mnist1d", "digits")
-REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+from keras_sugar.experiments import data_files
+
+GENERATED = ("mnist1d", "digits")
+# keras.datasets name -> number of classes (downloaded on first use into
+# the Keras cache, ~/.keras/datasets).
+KERAS_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10,
+                  "fashion_mnist": 10}
 
 
 class Dataset:
-    """Train/test arrays, float32 inputs with a channel axis, int labels."""
+    """Train/test arrays, float32 inputs with a channel axis, int labels.
 
-    def __init__(self, name, x_train, y_train, x_test, y_test):
+    Args:
+        name: Short name, for tables and plots.
+        x_train, y_train, x_test, y_test: Arrays; labels integers or
+            one-hot rows.
+        num_classes: Number of classes, if the source knows it. Defaults to
+            `None`: one more than the largest label.
+        source: What the arrays came from (a path or a dataset name), named
+            in error messages. Defaults to `name`.
+
+    Raises:
+        ValueError: naming the source, the array and the bad value, for
+            empty splits, mismatched lengths, non-finite inputs or labels
+            that are not integers in `[0, num_classes)`.
+    """
+
+    def __init__(self, name, x_train, y_train, x_test, y_test,
+                 num_classes=None, source=None):
         self.name = name
-        self.x_train, self.x_test = _as_inputs(x_train), _as_inputs(x_test)
-        self.y_train, self.y_test = _as_labels(y_train), _as_labels(y_test)
-        self.num_classes = int(max(self.y_train.max(), self.y_test.max())) + 1
+        source = source or name
+        arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test,
+                  "y_test": y_test}
+        for split in ("train", "test"):
+            _check_lengths(source, split, arrays)
+        self.y_train = _as_labels(source, "y_train", y_train)
+        self.y_test = _as_labels(source, "y_test", y_test)
+        if num_classes is None:
+            num_classes = int(max(self.y_train.max(), self.y_test.max())) + 1
+        for key in ("y_train", "y_test"):
+            _check_label_range(source, key, getattr(self, key), num_classes)
+            setattr(self, key, getattr(self, key).astype("int32"))
+        self.num_classes = num_classes
+        self.x_train = _as_inputs(source, "x_train", x_train)
+        self.x_test = _as_inputs(source, "x_test", x_test)
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(
+                f"{source}: x_train examples have shape "
+                f"{self.x_train.shape[1:]} but x_test examples have "
+                f"{self.x_test.shape[1:]}.")
 
     @property
     def input_shape(self):
@@ -28,20 +72,63 @@ class Dataset:
                 f"test={self.x_test.shape}, classes={self.num_classes})")
 
 
-def _as_inputs(x):
+def _check_lengths(source, split, arrays):
+    x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    if len(x) == 0:
+        raise ValueError(f"{source}: x_{split} is empty; both splits need "
+                         f"at least one example.")
+    if len(x) != len(y):
+        raise ValueError(f"{source}: x_{split} has {len(x)} examples but "
+                         f"y_{split} has {len(y)}.")
+
+
+def _as_inputs(source, key, x):
     x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{source}: {key} must be numbers. Received dtype "
+                         f"{x.dtype}.")
     scale = 255.0 if x.dtype == np.uint8 else 1.0
     x = x.astype("float32") / scale
+    finite = np.isfinite(x)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"{source}: {key} has a non-finite value, "
+                         f"{key}[{', '.join(map(str, index))}] = "
+                         f"{x[index]}.")
     if x.ndim in (2, 3):  # (n, length) or (n, h, w): add the channel axis.
         x = x[..., None]
     return x
 
 
-def _as_labels(y):
+def _as_labels(source, key, y):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        is_one_hot = np.isin(y, (0, 1)).all(axis=1) & (y.sum(axis=1) == 1)
+        if not is_one_hot.all():
+            row = int(np.argmin(is_one_hot))
+            raise ValueError(
+                f"{source}: {key} has {y.shape[1]} columns, read as one-hot "
+                f"rows, but row {row} is {y[row].tolist()}.")
         y = y.argmax(axis=1)
-    return y.reshape(-1).astype("int32")
+    y = y.reshape(-1)
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise ValueError(f"{source}: {key} must be integer class labels. "
+                         f"Received dtype {y.dtype}.")
+    whole = np.isfinite(y) & (y == np.round(y)) if y.dtype.kind == "f" else (
+        np.ones(y.shape, bool))
+    if not whole.all():
+        i = int(np.argmin(whole))
+        raise ValueError(f"{source}: {key}[{i}] = {y[i]} is not an integer "
+                         f"class label.")
+    return y.astype("int64")
+
+
+def _check_label_range(source, key, y, num_classes):
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{source}: {key}[{i}] = {y[i]} is not a class "
+                         f"label in [0, {num_classes}).")
 
 
 def _require(module, extra, what):
@@ -59,14 +146,11 @@ def _require(module, extra, what):
 def mnist1d(seed=42):
     """The MNIST-1D benchmark (Greydanus 2020), generated locally."""
     data_module = _require("mnist1d.data", "data", "The mnist1d data")
-    get_dataset_args = data_module.get_dataset_args
-    make_dataset = data_module.make_dataset
-
-    args = get_dataset_args()
+    args = data_module.get_dataset_args()
     args.seed = seed
-    data = make_dataset(args)
+    data = data_module.make_dataset(args)
     return Dataset("mnist1d", data["x"], data["y"], data["x_test"],
-                   data["y_test"])
+                   data["y_test"], num_classes=10)
 
 
 def digits(test_fraction=0.2, seed=0):
@@ -80,45 +164,46 @@ def digits(test_fraction=0.2, seed=0):
     x_train, x_test, y_train, y_test = train_test_split(
         x, bunch.target, test_size=test_fraction, random_state=seed,
         stratify=bunch.target)
-    return Dataset("digits", x_train, y_train, x_test, y_test)
+    return Dataset("digits", x_train, y_train, x_test, y_test,
+                   num_classes=10)
 
 
-def from_npz(path):
-    """A user's `.npz` with `x_train`, `y_train`, `x_test`, `y_test`.
+def keras_dataset(name):
+    """One of `keras.datasets` (`KERAS_DATASETS`), downloaded into the
+    Keras cache on first use; CIFAR-100 with its 100 fine labels."""
+    import keras
 
-    Images may be uint8 (scaled to [0, 1]) and labels integers or one-hot,
-    e.g. CIFAR-10/100 saved with `np.savez(path, x_train=..., ...)`.
-    """
-    with np.load(path) as arrays:
-        missing = [key for key in REQUIRED_KEYS if key not in arrays.files]
-        if missing:
-            raise ValueError(
-                f"{path} is missing {missing}. A data file needs the arrays "
-                f"{list(REQUIRED_KEYS)}; it has {sorted(arrays.files)}.")
-        data = {key: arrays[key] for key in REQUIRED_KEYS}
-    for split in ("train", "test"):
-        if len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
-            raise ValueError(
-                f"{path}: x_{split} has {len(data[f'x_{split}'])} examples "
-                f"but y_{split} has {len(data[f'y_{split}'])}.")
-    name = os.path.splitext(os.path.basename(path))[0]
-    return Dataset(name, **data)
+    module = getattr(keras.datasets, name)
+    kwargs = {"label_mode": "fine"} if name == "cifar100" else {}
+    (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+    return Dataset(name, x_train, y_train, x_test, y_test,
+                   num_classes=KERAS_DATASETS[name],
+                   source=f"keras.datasets.{name}")
 
 
 def load(name_or_path):
-    """Loads a built-in dataset by name, or a `.npz` file by path.
+    """Loads data by name (`GENERATED`, `KERAS_DATASETS`) or path.
+
+    A path is a `.npz` file, a CIFAR python folder or archive
+    (`cifar-10-batches-py`, `cifar-100-python`, `.tar.gz`), or a folder of
+    images with one subfolder per class (see `data_files.from_folder`).
 
     Example:
 
     >>> load("digits").input_shape
     (8, 8, 1)
     """
-    if name_or_path in BUILTIN:
+    if name_or_path in GENERATED:
         return {"mnist1d": mnist1d, "digits": digits}[name_or_path]()
-    if name_or_path.endswith(".npz"):
-        if not os.path.exists(name_or_path):
-            raise FileNotFoundError(f"No such data file: {name_or_path}")
-        return from_npz(name_or_path)
+    if name_or_path in KERAS_DATASETS:
+        return keras_dataset(name_or_path)
+    if os.path.exists(name_or_path):
+        return Dataset(**data_files.load(name_or_path))
+    if os.sep in name_or_path or os.path.splitext(name_or_path)[1]:
+        raise FileNotFoundError(f"No such data file or folder: "
+                                f"{name_or_path}")
     raise ValueError(
-        f"Unknown data '{name_or_path}'. Valid choices: {list(BUILTIN)} or "
-        f"a path to a .npz file with {list(REQUIRED_KEYS)}.")
+        f"Unknown data '{name_or_path}'. Valid choices: "
+        f"{list(GENERATED) + list(KERAS_DATASETS)}, or a path to a .npz "
+        f"file, a CIFAR python folder or .tar.gz, or a folder of images "
+        f"with one subfolder per class.")
