@@ -358,3 +358,21 @@ def test_a_killed_comparison_keeps_its_finished_runs(tmp_path):
     assert "run 1/6" not in proc.stdout
     final = results_folder.ResultsFolder(str(out)).runs()
     assert len(final) == 6 and final[:len(kept)] == kept
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
+         "--model", "mlp", "--epochs", "1000", "--seeds", "1", "--activations",
+         "relu", "--quiet", "--out", str(out)], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "config.json").exists():
+        time.sleep(0.05)
+    time.sleep(2)  # Into the training.
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert "Interrupted. The finished runs are in" in err
+    assert "--resume" in err and "Traceback" not in err

@@ -57,3 +57,30 @@ def test_command_line_draws_the_figure(tmp_path):
         env=os.environ.copy())
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert read_png(out).std() > 0.05
+
+
+def test_comparison_figure_has_title_bands_and_notes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from keras_sugar.experiments import comparison_plot
+
+    runs = [{"activation": spec, "seed": seed, "curves": {
+        "val_accuracy": [0.1 + seed / 10, 0.5], **(
+            {"dead_units": [0.2, 0.1]} if spec == "relu" else {})}}
+        for spec in ("relu", "gelu") for seed in (0, 1)]
+    figures = []
+    plt = comparison_plot.plots.pyplot()
+    monkeypatch.setattr(plt, "close", figures.append)  # Keep it to read.
+    path = comparison_plot.plot_comparison(runs, str(tmp_path / "c.png"),
+                                           title="vgg on mnist1d")
+    assert os.path.getsize(path) > 0
+    (fig,) = figures
+    assert fig._suptitle.get_text() == "vgg on mnist1d"
+    accuracy, dead = fig.axes
+    assert [t.get_text() for t in accuracy.get_legend().get_texts()] == [
+        "relu (2 seeds)", "gelu (2 seeds)"]
+    # One band per curve, as wide as the spread over seeds.
+    (band, _) = accuracy.collections
+    low = band.get_paths()[0].vertices[:, 1].min()
+    assert low == pytest.approx(100 * (0.15 - 0.05))
+    assert any("no dead-unit curve" in t.get_text() and "gelu" in t.get_text()
+               for t in dead.texts)

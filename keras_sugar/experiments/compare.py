@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import statistics
+import sys
 import time
 
 import keras
@@ -366,7 +367,16 @@ def main(args):
     except (ValueError, FileNotFoundError, ImportError) as error:
         args.parser.error(str(error))  # Nothing has trained yet.
     progress = "runs" if args.quiet else args.progress
-    summary, runs = comparison.run(compare_command.PROGRESS[progress])
+    try:
+        summary, runs = comparison.run(compare_command.PROGRESS[progress])
+    except KeyboardInterrupt:
+        kept = ""
+        if comparison.folder:
+            runs_file = comparison.folder.file(results_folder.RUNS)
+            kept = (f" The finished runs are in {runs_file}: run the same "
+                    f"command with --resume to train the rest.")
+        print(f"\nInterrupted.{kept}", file=sys.stderr)
+        raise SystemExit(130) from None
     print(f"\n{s['model']} on {s['data']}, {len(s['seeds'])} seed(s), "
           f"{s['epochs']} epochs, SGD lr={s['lr']} "
           f"momentum={s['momentum']}, backend={keras.backend.backend()}")
