@@ -91,17 +91,21 @@ def rebuilding_own_objects():
     return serialization_lib.SafeModeScope(False)
 
 
-def round_trip(layer):
+def round_trip(layer, edit_config=None):
     """Serializes `layer` and deserializes it again, as saving and loading
-    would: returns the new, unbuilt layer."""
+    would: returns the new layer (built as the original, from its build
+    config, when it has one). `edit_config` may change the config in
+    place in between."""
+    serialized = keras.saving.serialize_keras_object(layer)
+    if edit_config is not None:
+        edit_config(serialized["config"])
     with rebuilding_own_objects():
-        return keras.saving.deserialize_keras_object(
-            keras.saving.serialize_keras_object(layer))
+        return keras.saving.deserialize_keras_object(serialized)
 
 
-def rebuilt_from_config(layer):
-    """`(copy, None)` with `layer` rebuilt from its config, or `(None,
-    reason)` when its config does not round-trip.
+def rebuilt_from_config(layer, edit_config=None):
+    """`(copy, None)` with `layer` rebuilt from its config (see
+    `round_trip`), or `(None, reason)` when its config does not round-trip.
 
     Some third-party layers return sublayers or other objects from
     `get_config()` that their `from_config()` cannot take back (keras_cv's
@@ -110,7 +114,7 @@ def rebuilt_from_config(layer):
     caught here.
     """
     try:
-        return round_trip(layer), None
+        return round_trip(layer, edit_config), None
     except (TypeError, ValueError) as error:
         return None, f"{type(error).__name__}: {str(error).splitlines()[0]}"
 

@@ -8,19 +8,41 @@ import keras
 
 # Activation functions and raw-op class names per target. `ops.relu` makes
 # `Relu` nodes; `keras.activations.relu` on a symbolic tensor makes `ReLU`.
+# `keras.ops.relu` is a function of its own (`Dense(activation=ops.relu)`).
 TARGETS = {
-    "relu": ((keras.activations.relu,), ("Relu", "ReLU")),
-    "gelu": ((keras.activations.gelu,), ("Gelu",)),
-    "silu": ((keras.activations.silu, keras.activations.swish),
-             ("Silu", "Swish")),
+    "relu": ((keras.activations.relu, keras.ops.relu), ("Relu", "ReLU")),
+    "gelu": ((keras.activations.gelu, keras.ops.gelu), ("Gelu",)),
+    "silu": ((keras.activations.silu, keras.activations.swish,
+              keras.ops.silu, keras.ops.swish), ("Silu", "Swish")),
 }
+# Layer attributes that hold an activation and appear under the same key
+# in the layer's config (recurrent layers have both).
+ACTIVATION_KEYS = ("activation", "recurrent_activation")
+
+
+# Keras ecosystem libraries define their own activation functions by these
+# names (keras_hub's BERT and GPT-2 use `gelu_approximate`).
+ECOSYSTEM = ("keras_hub", "keras_nlp", "keras_cv")
+ECOSYSTEM_NAMES = {"relu": ("relu",), "gelu": ("gelu", "gelu_approximate"),
+                   "silu": ("silu", "swish")}
 
 
 def target_of_function(function, targets):
-    """The target an activation function is, or None."""
+    """The target an activation function is, or None.
+
+    Example:
+
+    >>> target_of_function(keras.ops.relu, ("relu", "gelu"))
+    'relu'
+    """
     for target in targets:
         if any(function is f for f in TARGETS[target][0]):
             return target
+    module = getattr(function, "__module__", None) or ""
+    if module.split(".")[0] in ECOSYSTEM:
+        for target in targets:
+            if getattr(function, "__name__", None) in ECOSYSTEM_NAMES[target]:
+                return target
     return None
 
 
@@ -42,3 +64,49 @@ def raw_op_target(op, targets):
         if name in TARGETS[target][1]:
             return target
     return None
+
+
+def nested_layers(layer):
+    """`{config key: sublayer}` for the sublayers a core Keras layer
+    serializes inside its own config: a wrapper's layer (both directions of
+    `Bidirectional`), a generic `RNN`'s cell."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return {"layer": layer.forward_layer,
+                "backward_layer": layer.backward_layer}
+    if isinstance(layer, keras.layers.Wrapper):
+        return {"layer": layer.layer}
+    cell = getattr(layer, "cell", None)
+    if (isinstance(layer, keras.layers.RNN)
+            and isinstance(layer.get_config().get("cell"), dict)
+            and isinstance(cell, keras.layers.Layer)):
+        return {"cell": cell}
+    return {}
+
+
+def config_sites(layer, targets, key_path=(), names=()):
+    """Yields `(key_path, names, owner, attribute, target)` for every target
+    activation a layer holds in its config: its own `activation` or
+    `recurrent_activation`, and those of the sublayers it serializes
+    (`nested_layers`). `key_path` leads through the config to the value
+    (e.g. `("layer", "config", "activation")` for `TimeDistributed(Dense)`),
+    `names` are the sublayer names on the way, for reports, and `owner` the
+    (sub)layer holding the `attribute`.
+
+    Example:
+
+    >>> dense = keras.layers.Dense(2, activation="relu")
+    >>> [site[0] for site in config_sites(
+    ...     keras.layers.TimeDistributed(dense), ("relu",))]
+    [('layer', 'config', 'activation')]
+    """
+    config = layer.get_config()
+    for key in ACTIVATION_KEYS:
+        function = getattr(layer, key, None)
+        target = (target_of_function(function, targets)
+                  if callable(function) else None)
+        if target and key in config:
+            yield key_path + (key,), names, layer, key, target
+    for key, sublayer in nested_layers(layer).items():
+        yield from config_sites(sublayer, targets,
+                                key_path + (key, "config"),
+                                names + (sublayer.name,))

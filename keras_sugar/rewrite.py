@@ -22,9 +22,29 @@ from keras_sugar.activations import SugarReLU
 
 
 def count_sugar_sites(model):
-    """Number of SugarReLU activations anywhere in `model`."""
-    return sum(isinstance(getattr(layer, "activation", None), SugarReLU)
-               for layer in model_graph.descendants(model))
+    """Number of SugarReLU activations anywhere in `model`.
+
+    Each is counted once, on the layer that holds it: a recurrent layer's
+    on its cell, and one a layer passes on to the sublayers it builds
+    (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
+    layer only.
+    """
+    return _count_sugar_sites(model, (), set())
+
+
+def _count_sugar_sites(layer, inherited, seen):
+    count = 0
+    for child in model_graph.children(layer):
+        if id(child) in seen:
+            continue  # A shared layer.
+        seen.add(id(child))
+        held = [] if isinstance(child, keras.layers.RNN) else [
+            getattr(child, key, None) for key in relu_sites.ACTIVATION_KEYS]
+        own = [a for a in held if isinstance(a, SugarReLU)
+               and not any(a is b for b in inherited)]
+        count += len(own) + _count_sugar_sites(child, inherited + tuple(own),
+                                               seen)
+    return count
 
 
 def _check_reloads(model, expected):
@@ -77,10 +97,12 @@ class _CloneFunction:
                 activation.surrogate, negative_only=activation.negative_only,
                 implementation=activation.implementation, name=layer.name,
                 dtype=layer.dtype_policy, **activation.params)
+        if action == "lambda":
+            return keras.layers.Activation(activation, name=layer.name,
+                                           dtype=layer.dtype_policy)
         config = layer.get_config()
-        if action == "activation":
-            config["activation"] = keras.saving.serialize_keras_object(
-                activation)
+        rewrite_plan.set_activation(
+            config, self.plan.config_paths.get(id(layer), ()), activation)
         return layer.__class__.from_config(config)
 
 

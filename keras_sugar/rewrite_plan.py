@@ -116,9 +116,12 @@ class Plan:
         report: The `SugarifyReport` the rewrite will return.
         actions: For the clone route, `{id(node): action}`: `"op"` (a raw
             op becomes an `Activation` layer), `"relu_layer"` (a `ReLU`
-            layer becomes a SugarReLU layer), `"activation"` (the layer's
-            `activation` config is replaced). Custom layers may also have
-            `patches[id(layer)]`: sublayer sites to swap in place.
+            layer becomes a SugarReLU layer), `"config"` (the activations
+            at `config_paths[id(layer)]` in the layer's config are
+            replaced: its own, a wrapped layer's, a recurrent cell's),
+            `"lambda"` (a `Lambda` of a target becomes an `Activation`).
+            Custom layers may also have `patches[id(layer)]`: sublayer
+            sites to swap in place.
         rebuilt: For the rebuild route, the model rebuilt from its config
             (unweighted), and `rebuilt_sites` its sublayer sites to swap.
     """
@@ -129,6 +132,7 @@ class Plan:
         self.targets = targets
         self.report = SugarifyReport(repr(activation), targets)
         self.actions = {}
+        self.config_paths = {}
         self.patches = {}
         self.rebuilt = None
         self.rebuilt_sites = []
@@ -143,13 +147,13 @@ def _matches(targets):
         function, targets) is not None
 
 
-def _target_call_in_source(layer, targets):
-    """The first target named as a whole word in `layer.call`'s source
+def _target_call_in_source(function, targets):
+    """The first target named as a whole word in `function`'s source
     (`ops.relu(`, `activations.gelu(`, `"relu"`), or None: `leaky_relu(`
     and `relu6(` are other functions."""
     try:
-        source = inspect.getsource(type(layer).call)
-    except (OSError, TypeError):  # Built-ins and classes made at runtime.
+        source = inspect.getsource(function)
+    except (OSError, TypeError):  # Built-ins and code made at runtime.
         return None
     for target in targets:
         if re.search(rf"(?<![\w.]){target}\s*\(|\.{target}\s*\(|"
@@ -194,6 +198,31 @@ def _plan_op(op, path, plan):
         plan.actions[id(op)] = "op"
 
 
+def _form(layer, key):
+    if isinstance(layer, keras.layers.Activation):
+        return "Activation layer"
+    if key == "recurrent_activation":
+        return f"recurrent ({type(layer).__name__})"
+    return f"inline ({type(layer).__name__})"
+
+
+def _plan_lambda(layer, path, plan):
+    """`Lambda(keras.activations.relu)` (or `ops.relu`), without extra
+    arguments, becomes an `Activation` layer; a Lambda whose own code
+    calls a target is reported as not reachable."""
+    target = relu_sites.target_of_function(layer.function, plan.targets)
+    if target and not layer.arguments:
+        plan.report.replaced.append(Site(path, "Lambda layer", target))
+        plan.actions[id(layer)] = "lambda"
+        return
+    target = target or _target_call_in_source(layer.function, plan.targets)
+    if target:
+        plan.report.unreachable.append(Site(
+            path, "Lambda layer", target,
+            f"its function calls {target} in Python code; use "
+            f"Activation(keras_sugar.SugarReLU(...)) there"))
+
+
 def _plan_layer(layer, path, plan, rebuilt):
     report = plan.report
     if isinstance(layer, keras.layers.ReLU):
@@ -209,15 +238,19 @@ def _plan_layer(layer, path, plan, rebuilt):
                 f"{layer.negative_slope}, threshold={layer.threshold}: not "
                 f"a plain ReLU, kept exactly"))
         return
-    activation = getattr(layer, "activation", None)
-    target = (relu_sites.target_of_function(activation, plan.targets)
-              if callable(activation) else None)
-    if target and "activation" in layer.get_config():
-        form = ("Activation layer"
-                if isinstance(layer, keras.layers.Activation)
-                else f"inline ({type(layer).__name__})")
-        report.replaced.append(Site(path, form, target))
-        plan.actions[id(layer)] = "activation"
+    if isinstance(layer, keras.layers.Lambda):
+        _plan_lambda(layer, path, plan)
+        return
+    key_paths = []
+    for key_path, names, owner, key, target in relu_sites.config_sites(
+            layer, plan.targets):
+        site_path = (model_graph.join(path, "/".join(names)) if names
+                     else path)
+        report.replaced.append(Site(site_path, _form(owner, key), target))
+        key_paths.append(key_path)
+    if key_paths:
+        plan.actions[id(layer)] = "config"
+        plan.config_paths[id(layer)] = key_paths
     if model_graph.is_core_keras(layer):
         return
     # A custom layer is rebuilt from its config when cloned: find the sites
@@ -227,7 +260,7 @@ def _plan_layer(layer, path, plan, rebuilt):
     if sites:
         plan.patches[id(layer)] = sites
         return
-    target = _target_call_in_source(layer, plan.targets)
+    target = _target_call_in_source(type(layer).call, plan.targets)
     if target:
         report.unreachable.append(Site(
             path, type(layer).__name__, target,
@@ -249,21 +282,40 @@ def _plan_clone(model, plan, paths, rebuilt, seen):
             _plan_layer(node, path, plan, rebuilt)
 
 
-def _rebuild_custom_layers(model, rebuilt, seen):
+def set_activation(config, key_paths, activation):
+    """Puts `activation` (serialized) at each key path of a layer config
+    (see `relu_sites.config_sites`), in place."""
+    for key_path in key_paths:
+        place = config
+        for key in key_path[:-1]:
+            place = place[key]
+        place[key_path[-1]] = keras.saving.serialize_keras_object(activation)
+
+
+def _config_key_paths(layer, targets):
+    return [site[0] for site in relu_sites.config_sites(layer, targets)]
+
+
+def _rebuild_custom_layers(model, plan, rebuilt, seen):
     """Rebuilds from its config every custom layer the clone would rebuild,
-    into `rebuilt` (`{id(layer): copy}`); returns `(layer, reason)` for the
-    first whose config does not round-trip, or None."""
+    into `rebuilt` (`{id(layer): copy}`), with its own target activations
+    already replaced as the clone will (so the sublayers it builds from
+    them are not counted again); returns `(layer, reason)` for the first
+    whose config does not round-trip, or None."""
     for node in model_graph.nodes(model):
         if (id(node) in seen or not isinstance(node, keras.layers.Layer)
                 or isinstance(node, keras.layers.InputLayer)):
             continue
         seen.add(id(node))
         if model_graph.is_graph_model(node):
-            failure = _rebuild_custom_layers(node, rebuilt, seen)
+            failure = _rebuild_custom_layers(node, plan, rebuilt, seen)
             if failure:
                 return failure
         elif not model_graph.is_core_keras(node):
-            copy, reason = model_graph.rebuilt_from_config(node)
+            key_paths = _config_key_paths(node, plan.targets)
+            copy, reason = model_graph.rebuilt_from_config(
+                node, lambda config: set_activation(config, key_paths,
+                                                    plan.activation))
             if reason:
                 return node, reason
             rebuilt[id(node)] = copy
@@ -296,7 +348,7 @@ def plan(model, activation, targets):
     """
     result = Plan(model, activation, targets)
     rebuilt = {}
-    failure = _rebuild_custom_layers(model, rebuilt, set())
+    failure = _rebuild_custom_layers(model, result, rebuilt, set())
     paths = model_graph.node_paths(model)
     if failure is None:
         _plan_clone(model, result, paths, rebuilt, set())

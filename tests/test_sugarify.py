@@ -170,6 +170,85 @@ def test_model_with_a_python_lambda_is_rewritten(tmp_path):
     np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
 
 
+@pytest.mark.parametrize("name", list(zoo.wrapped_and_recurrent()))
+def test_wrapped_recurrent_and_function_relus_are_rewritten(name, tmp_path):
+    build, sites = zoo.wrapped_and_recurrent()[name]
+    new = check_rewrite(build(), tmp_path)
+    report = new.sugar_report
+    assert len(report.replaced) == sites, str(report)
+    assert not report.unreachable and "nothing to replace" not in str(report)
+    # The gradient is exactly that of the model written with SugarReLU.
+    direct = build(SugarReLU())
+    direct.set_weights(new.get_weights())
+    x = sample(new)
+    y_new, grad_new = value_and_gradient(new, x)
+    y_direct, grad_direct = value_and_gradient(direct, x)
+    np.testing.assert_array_equal(y_new, y_direct)
+    np.testing.assert_allclose(grad_new, grad_direct, rtol=1e-6, atol=1e-7)
+
+
+def test_a_lambda_computing_relu_in_its_own_code_is_reported(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: ops.relu(t) * 2.0)(inputs)
+    report = sugarify(keras.Model(inputs, outputs), dry_run=True)
+    (site,) = report.unreachable
+    assert site.form == "Lambda layer" and "calls relu" in site.note
+    assert "NOT reachable" in str(report)
+
+
+class TestTransformers:
+    """The paper's advice for GELU networks: SUGAR with NeLU, small alpha,
+    on every feed-forward activation."""
+
+    @pytest.mark.parametrize("name", ["BERT", "GPT2", "ViT"])
+    def test_every_feed_forward_gelu_is_reached(self, name, tmp_path):
+        pytest.importorskip("keras_hub")
+        build, inputs, layers = zoo.transformers()[name]
+        model = build()
+        new = sugarify(model, "nelu", alpha=0.01, targets=("gelu",))
+        report = new.sugar_report
+        assert len(report.replaced) == layers, str(report)
+        assert report.changes_forward and not report.unreachable
+        assert count_sugar_sites(new) == layers
+        descendants = new._flatten_layers(include_self=False, recursive=True)
+        dense = [layer for layer in descendants
+                 if isinstance(layer, keras.layers.Dense)]
+        assert sum(layer.activation == SugarReLU("nelu", alpha=0.01)
+                   for layer in dense) == layers
+        # No GELU is left anywhere.
+        assert not [layer.name for layer in descendants
+                    if "gelu" in getattr(getattr(layer, "activation", None),
+                                         "__name__", "")]
+        restored = save_and_load(new, tmp_path)
+        assert count_sugar_sites(restored) == layers
+        np.testing.assert_array_equal(_main_output(restored(inputs)),
+                                      _main_output(new(inputs)))
+        # Weights kept: the rewrite changes only the activation.
+        for old, kept in zip(model.get_weights(), new.get_weights()):
+            np.testing.assert_array_equal(old, kept)
+        # A training step changes the rewritten feed-forward layers.
+        head = keras.Model(new.input, _main_output(new.output))
+        head.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        ffn = [layer for layer in dense
+               if isinstance(layer.activation, SugarReLU)]
+        before = [to_numpy(layer.kernel) for layer in ffn]
+        target = np.ones_like(_main_output(new(inputs)))
+        loss = head.train_on_batch(inputs, target)
+        assert np.isfinite(loss)
+        # Small-init transformers learn slowly: demand a change, not a size.
+        assert any(not np.array_equal(to_numpy(layer.kernel), kernel)
+                   for layer, kernel in zip(ffn, before))
+        assert all(np.isfinite(to_numpy(w)).all() for w in head.weights)
+
+
+def _main_output(outputs):
+    """A backbone's sequence output (text backbones return a dict)."""
+    if isinstance(outputs, dict):
+        outputs = outputs["sequence_output"]
+    return outputs if isinstance(outputs, keras.KerasTensor) else to_numpy(
+        outputs)
+
+
 class TestRoutes:
     def test_layer_config_that_does_not_round_trip_rebuilds(self, tmp_path):
         model = zoo.TinyBackbone(name="tiny")

@@ -9,13 +9,20 @@ IMAGE = (32, 32, 3)
 
 def relu_sites(model, targets=("relu",)):
     """Counts target activation sites independently of `sugarify`."""
-    functions = {"relu": [keras.activations.relu],
-                 "gelu": [keras.activations.gelu],
-                 "silu": [keras.activations.silu]}
+    functions = {"relu": [keras.activations.relu, ops.relu],
+                 "gelu": [keras.activations.gelu, ops.gelu],
+                 "silu": [keras.activations.silu, ops.silu]}
     wanted = [f for t in targets for f in functions[t]]
     count = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if any(getattr(layer, "activation", None) is f for f in wanted):
+        # A recurrent layer's activations are its cell's (counted there).
+        keys = () if isinstance(layer, keras.layers.RNN) else (
+            "activation", "recurrent_activation")
+        for key in keys:
+            if any(getattr(layer, key, None) is f for f in wanted):
+                count += 1
+        if isinstance(layer, keras.layers.Lambda) and any(
+                layer.function is f for f in wanted):
             count += 1
         if (isinstance(layer, keras.layers.ReLU) and "relu" in targets
                 and layer.max_value is None and not layer.negative_slope
@@ -154,6 +161,68 @@ def every_form():
     x = OpaqueBlock(name="opaque")(x)
     outputs = keras.layers.Dense(2, name="head")(x)
     return keras.Model(inputs, outputs, name="every_form")
+
+
+def wrapped_and_recurrent():
+    """`{name: (builder, sites)}`: ReLUs inside wrappers and recurrent
+    layers, and the `ops.relu` function object, in small models. Each
+    builder takes the activation to use (default: the ReLU form named), so
+    a test can build the same model with `SugarReLU` directly."""
+    L = keras.layers
+    seq = (5, 4)
+
+    def model(*layers, shape=seq):
+        return keras.Sequential([keras.Input(shape), *layers])
+
+    def lambda_or_activation(act):
+        return (L.Lambda(keras.activations.relu) if act is None
+                else L.Activation(act))
+
+    return {
+        "TimeDistributed(Dense)": (lambda act="relu": model(
+            L.TimeDistributed(L.Dense(6, activation=act)), L.Flatten(),
+            L.Dense(2)), 1),
+        "Bidirectional(LSTM)": (lambda act="relu": model(L.Bidirectional(
+            L.LSTM(6, activation=act)), L.Dense(2)), 2),
+        "LSTM both activations": (lambda act="relu": model(L.LSTM(
+            6, activation=act, recurrent_activation=act), L.Dense(2)), 2),
+        "GRU": (lambda act="relu": model(L.GRU(6, activation=act),
+                                         L.Dense(2)), 1),
+        "SimpleRNN": (lambda act="relu": model(
+            L.SimpleRNN(6, activation=act), L.Dense(2)), 1),
+        "RNN(SimpleRNNCell)": (lambda act="relu": model(L.RNN(
+            L.SimpleRNNCell(6, activation=act)), L.Dense(2)), 1),
+        "Dense(activation=ops.relu)": (lambda act=ops.relu: model(
+            L.Dense(6, activation=act), L.Dense(2), shape=(4,)), 1),
+        "Activation(ops.relu)": (lambda act=ops.relu: model(
+            L.Dense(6), L.Activation(act), L.Dense(2), shape=(4,)), 1),
+        "Lambda(activations.relu)": (lambda act=None: model(
+            L.Dense(6), lambda_or_activation(act), L.Dense(2),
+            shape=(4,)), 1),
+    }
+
+
+def transformers():
+    """`{name: (builder, inputs, feed-forward layers)}`: keras_hub text
+    encoders and decoders and a vision transformer, from small configs."""
+    import numpy as np
+    import keras_hub
+
+    M = keras_hub.models
+    text = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=8,
+                intermediate_dim=16, max_sequence_length=8)
+    tokens = {"token_ids": np.array([[1, 2, 3, 4, 5, 6, 0, 0]] * 2),
+              "padding_mask": np.array([[1] * 6 + [0, 0]] * 2)}
+    image = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(
+        "float32")
+    return {
+        "BERT": (lambda: M.BertBackbone(**text),
+                 {**tokens, "segment_ids": np.zeros((2, 8), "int32")}, 2),
+        "GPT2": (lambda: M.GPT2Backbone(**text), tokens, 2),
+        "ViT": (lambda: M.ViTBackbone(
+            image_shape=(16, 16, 3), patch_size=4, num_layers=2,
+            num_heads=2, hidden_dim=8, mlp_dim=16), image, 2),
+    }
 
 
 def applications():
