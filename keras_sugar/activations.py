@@ -44,8 +44,20 @@ def _check_negative_only(negative_only):
         )
 
 
+def _check_max_value(max_value):
+    if max_value is None:
+        return None
+    if (isinstance(max_value, bool) or not isinstance(
+            max_value, (int, float, np.integer, np.floating))
+            or not 0 < float(max_value) < float("inf")):
+        raise ValueError(
+            f"max_value must be None (no cap) or a finite number > 0, e.g. "
+            f"6.0 for ReLU6. Received: max_value={max_value!r}")
+    return float(max_value)
+
+
 def sugar_relu(x, surrogate="bsilu", negative_only=False,
-               implementation="auto", **params):
+               implementation="auto", max_value=None, **params):
     """ReLU whose backward pass uses the derivative of a smooth surrogate.
 
     Forward: exactly `ops.relu(x)` (same values, same zeros). Backward:
@@ -65,10 +77,13 @@ def sugar_relu(x, surrogate="bsilu", negative_only=False,
         implementation: `"auto"`, `"straight_through"`, `"multiplicative"`
             or `"custom_gradient"`; all give identical values and
             gradients. Defaults to `"auto"`.
+        max_value: A cap, as in `keras.layers.ReLU(max_value=...)` (6.0
+            for ReLU6): forward exactly that capped ReLU, gradient 0 at and
+            above the cap. Defaults to `None` (no cap).
         **params: The surrogate's parameters, e.g. `alpha=1.67`.
 
     Returns:
-        A tensor equal to `ops.relu(x)`.
+        A tensor equal to `ops.relu(x)` (or the capped ReLU).
 
     Example:
 
@@ -81,7 +96,8 @@ def sugar_relu(x, surrogate="bsilu", negative_only=False,
         - [Horuz et al., 2025](https://arxiv.org/abs/2505.22074)
     """
     return SugarReLU(surrogate, negative_only=negative_only,
-                     implementation=implementation, **params)(x)
+                     implementation=implementation, max_value=max_value,
+                     **params)(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar")
@@ -94,9 +110,10 @@ class SugarReLU:
 
     Formula:
     ```
-    forward:  y = relu(x)
+    forward:  y = relu(x)                     (min(relu(x), cap) with a cap)
     backward: dy/dx = f'(x)         (negative_only=False, the paper)
               dy/dx = 1 if x > 0 else f'(x)   (negative_only=True)
+              dy/dx = 0 for x >= cap          (with a cap, as ReLU6)
     ```
 
     Args:
@@ -107,6 +124,9 @@ class SugarReLU:
         implementation: How the gradient is injected: `"auto"`,
             `"straight_through"`, `"multiplicative"` or
             `"custom_gradient"`. Defaults to `"auto"`.
+        max_value: A cap, for capped ReLUs such as ReLU6 (`6.0`): forward
+            exactly `keras.layers.ReLU(max_value=...)`, gradient 0 at and
+            above the cap, the surrogate's below it. Defaults to `None`.
         **params: The surrogate's parameters (e.g. `alpha` for `"bsilu"` and
             `"nelu"`); unspecified ones take the paper's defaults.
 
@@ -118,11 +138,12 @@ class SugarReLU:
     """
 
     def __init__(self, surrogate="bsilu", *, negative_only=False,
-                 implementation="auto", **params):
+                 implementation="auto", max_value=None, **params):
         self.surrogate = surrogates.get(surrogate)
         self.params = self.surrogate.resolve_params(params)
         _check_negative_only(negative_only)
         self.negative_only = negative_only
+        self.max_value = _check_max_value(max_value)
         # Validate now rather than on the first call.
         implementations.resolve(implementation, self.surrogate)
         self.implementation = implementation
@@ -135,7 +156,8 @@ class SugarReLU:
         _check_float(x)
         name = implementations.resolve(self.implementation, self.surrogate)
         return implementations.FUNCTIONS[name](
-            x, self.surrogate, self.params, self.negative_only)
+            x, self.surrogate, self.params, self.negative_only,
+            self.max_value)
 
     @property
     def __name__(self):
@@ -143,12 +165,15 @@ class SugarReLU:
         return "sugar_relu"
 
     def get_config(self):
-        return {
+        config = {
             "surrogate": self.surrogate.name,
             "negative_only": self.negative_only,
             "implementation": self.implementation,
             **self.params,
         }
+        if self.max_value is not None:  # Uncapped configs stay as they were.
+            config["max_value"] = self.max_value
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -164,5 +189,7 @@ class SugarReLU:
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         extra = "" if not self.negative_only else ", negative_only=True"
+        if self.max_value is not None:
+            extra += f", max_value={self.max_value!r}"
         return (f"SugarReLU({self.surrogate.name!r}"
                 f"{', ' + params if params else ''}{extra})")

@@ -19,6 +19,10 @@ def _rectifies(op):
     """Whether `op`'s output is a plain ReLU (or SugarReLU) output."""
     if isinstance(op, keras.layers.ReLU):
         return relu_sites.is_plain_relu(op)
+    if isinstance(op, keras.layers.RNN):
+        return False  # Its outputs are gated states, not rectified values.
+    if isinstance(op, keras.layers.Lambda):
+        return relu_sites.target_of_function(op.function, ("relu",)) == "relu"
     if isinstance(op, keras.layers.Layer):
         activation = getattr(op, "activation", None)
         return isinstance(activation, SugarReLU) or (

@@ -1,9 +1,11 @@
 """Ways to inject a surrogate derivative under an exact ReLU forward pass.
 
-All implementations return exactly `ops.relu(x)` for every input (NaN,
+All implementations return exactly `ops.relu(x)` (with a cap,
+`keras.layers.ReLU(max_value=cap)`, e.g. relu6) for every input (NaN,
 +-inf, +-0 and values where the surrogate overflows included) and have the
 derivative `f'(x)` (or, with `negative_only=True`, 1 for x > 0 and `f'(x)`
-otherwise) at every finite `x`; at non-finite inputs the gradient is 0.
+otherwise) at every finite `x` (below the cap, if any: at or above it
+the gradient is 0, as ReLU6's); at non-finite inputs the gradient is 0.
 They differ only in speed and in what they keep for the backward pass:
 
 - `"straight_through"`: `sg(relu(x)) - (sg(f(x)) - f(x))`, paper eq. 4.
@@ -97,53 +99,88 @@ def _surrogate_function(x, surrogate, params, negative_only):
     return ops.cast(f, x.dtype)
 
 
-def _surrogate_derivative(x, surrogate, params, negative_only):
-    """`f'(x)` at finite `x`, 0 at non-finite `x`."""
+def _surrogate_derivative(x, surrogate, params, negative_only,
+                          max_value=None):
+    """`f'(x)` at finite `x` below the cap, 0 at non-finite `x` and at or
+    above the cap."""
     d = surrogate.derivative(x, **params)
     if negative_only:
         d = ops.where(x > 0, 1.0, d)
     d = ops.cast(d, x.dtype)
     # One `where` on the result: a `where` on the input as well would make
     # XLA keep another tensor for the backward pass.
-    return ops.where(ops.isfinite(x), d, ops.zeros_like(d))
+    keep = ops.isfinite(x)
+    if max_value is not None:
+        keep = ops.logical_and(keep, x < _cap(max_value, x))
+    return ops.where(keep, d, ops.zeros_like(d))
 
 
-def _relu_with_carrier(x, g, keep):
-    """`relu(x)` exactly, with the derivative of `g` where `keep`."""
+def _cap(max_value, x):
+    return ops.cast(max_value, x.dtype)
+
+
+def relu_forward(x, max_value=None):
+    """The forward value: `ops.relu(x)`, or with a cap exactly what
+    `keras.layers.ReLU(max_value=...)` computes (`relu6` for 6)."""
+    if max_value is None:
+        return ops.relu(x)
+    return keras.activations.relu(x, max_value=max_value)
+
+
+def _capped_forward(max_value):
+    """The forward function for `native` when there is a cap; None (its
+    plain ReLU, the fastest) otherwise."""
+    if max_value is None:
+        return None
+    return functools.partial(relu_forward, max_value=max_value)
+
+
+def _relu_with_carrier(x, g, keep, max_value):
+    """The ReLU forward value exactly, with the derivative of `g` where
+    `keep`."""
     carrier = ops.stop_gradient(g) - g
     carrier = ops.where(keep, carrier, ops.zeros_like(carrier))
-    return ops.stop_gradient(ops.relu(x)) - carrier
+    return ops.stop_gradient(relu_forward(x, max_value)) - carrier
 
 
-def straight_through(x, surrogate, params, negative_only=False):
+def straight_through(x, surrogate, params, negative_only=False,
+                     max_value=None):
     """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
     safe = _finite_inputs(x)
     f = _surrogate_function(safe, surrogate, params, negative_only)
+    if max_value is not None:  # No gradient at or above the cap.
+        f = ops.where(x < _cap(max_value, x), f, ops.stop_gradient(f))
     # At non-finite x, f(0) is finite and its carrier is 0 with gradient 0
     # (the `where` in `safe`): only f's own overflow needs dropping.
-    return _relu_with_carrier(x, f, ops.isfinite(ops.stop_gradient(f)))
+    return _relu_with_carrier(x, f, ops.isfinite(ops.stop_gradient(f)),
+                              max_value)
 
 
-def multiplicative(x, surrogate, params, negative_only=False):
+def multiplicative(x, surrogate, params, negative_only=False,
+                   max_value=None):
     """Carrier `(x - sg(x)) * sg(f'(x))`: exact ReLU, gradient `f'`.
 
     Keeps `f'(x)` for the backward pass, so it gives first derivatives
     only: on JAX and PyTorch (`keras_sugar.native`) a second derivative is
     refused with a clear error; TensorFlow's autodiff returns None for it.
     """
+    def derivative(t):
+        return _surrogate_derivative(t, surrogate, params, negative_only,
+                                     max_value)
+
     native_result = native.relu_saving_derivative(
-        x, lambda t: _surrogate_derivative(t, surrogate, params,
-                                           negative_only))
+        x, derivative, _capped_forward(max_value))
     if native_result is not None:
         return native_result
     safe = _finite_inputs(x)
-    d = ops.stop_gradient(
-        _surrogate_derivative(x, surrogate, params, negative_only))
+    d = ops.stop_gradient(derivative(x))
     zero_with_gradient_one = safe - ops.stop_gradient(safe)
-    return _relu_with_carrier(x, zero_with_gradient_one * d, ops.isfinite(d))
+    return _relu_with_carrier(x, zero_with_gradient_one * d, ops.isfinite(d),
+                              max_value)
 
 
-def custom_gradient(x, surrogate, params, negative_only=False):
+def custom_gradient(x, surrogate, params, negative_only=False,
+                    max_value=None):
     """Forward `relu(x)`, backward `upstream * f'(x)`, by each backend's
     own custom-derivative mechanism (`keras_sugar.native`).
 
@@ -151,15 +188,16 @@ def custom_gradient(x, surrogate, params, negative_only=False):
     on a symbolic `KerasTensor` a custom gradient raises or is dropped.
     `sugar_relu` guarantees that.
     """
-    # Fused kernels compute the built-in derivatives only.
+    # Fused kernels compute the built-in, uncapped derivatives only.
     fused = (native.TORCH_FUSED_BACKWARD.get(surrogate.name)
              if surrogates.is_builtin(surrogate) and not negative_only
-             else None)
+             and max_value is None else None)
     if fused is not None:
         fused = functools.partial(fused, **params)
     return native.relu_with_derivative(
         x, lambda t: _surrogate_derivative(t, surrogate, params,
-                                           negative_only), fused)
+                                           negative_only, max_value),
+        fused, _capped_forward(max_value))
 
 
 FUNCTIONS = {

@@ -26,6 +26,8 @@ class SugarReLU(keras.layers.Layer):
         negative_only: Apply the surrogate only where `x <= 0`. Defaults to
             `False`.
         implementation: See `keras_sugar.sugar_relu`. Defaults to `"auto"`.
+        max_value: A cap (6.0 for ReLU6), see `keras_sugar.SugarReLU`.
+            Defaults to `None`.
         **kwargs: The surrogate's parameters (e.g. `alpha=0.1`) and the base
             layer's keyword arguments (`name`, `dtype`, ...).
 
@@ -38,14 +40,14 @@ class SugarReLU(keras.layers.Layer):
     """
 
     def __init__(self, surrogate="bsilu", negative_only=False,
-                 implementation="auto", **kwargs):
+                 implementation="auto", max_value=None, **kwargs):
         surrogate = surrogates.get(surrogate)
         params = {k: kwargs.pop(k) for k in list(kwargs)
                   if k in surrogate.defaults}
         super().__init__(**kwargs)
         self.activation = activations.SugarReLU(
             surrogate, negative_only=negative_only,
-            implementation=implementation, **params)
+            implementation=implementation, max_value=max_value, **params)
         self.supports_masking = True
         model_graph.mark_built(self)
 

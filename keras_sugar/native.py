@@ -43,12 +43,12 @@ def _jax_first_order_only(value):
     return first_order_only(value)
 
 
-def _jax_relu(x, derivative, first_order_only=False):
+def _jax_relu(x, derivative, forward, first_order_only=False):
     import jax
 
     @jax.custom_jvp
     def relu(inputs):
-        return ops.relu(inputs)
+        return forward(inputs)
 
     @relu.defjvp
     def relu_jvp(primals, tangents):
@@ -81,12 +81,12 @@ def _torch_functions():
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x, derivative, fused_backward):
-            return torch.relu(x)
+        def forward(x, derivative, fused_backward, relu):
+            return relu(x)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
-            x, derivative, fused_backward = inputs
+            x, derivative, fused_backward, _ = inputs
             ctx.derivative = derivative
             ctx.fused_backward = fused_backward
             ctx.save_for_backward(x)
@@ -98,10 +98,10 @@ def _torch_functions():
             if ctx.fused_backward is not None and not torch.is_grad_enabled():
                 # A first derivative: the in-place kernel, fewer passes
                 # over memory than the generic ops.
-                return ctx.fused_backward(x, upstream), None, None
+                return ctx.fused_backward(x, upstream), None, None, None
             # Plain differentiable ops: with create_graph=True the second
             # derivative is upstream * f''(x).
-            return upstream * ctx.derivative(x), None, None
+            return upstream * ctx.derivative(x), None, None, None
 
         @staticmethod
         def jvp(ctx, tangent, *_):
@@ -112,8 +112,8 @@ def _torch_functions():
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x, derivative):
-            return torch.relu(x), derivative(x)
+        def forward(x, derivative, relu):
+            return relu(x), derivative(x)
 
         @staticmethod
         def setup_context(ctx, inputs, outputs):
@@ -128,10 +128,10 @@ def _torch_functions():
             # once_differentiable: torch refuses a second derivative
             # through this node instead of returning a wrong one.
             (saved,) = ctx.saved_tensors
-            return upstream * saved, None
+            return upstream * saved, None, None
 
         @staticmethod
-        def jvp(ctx, tangent, _):
+        def jvp(ctx, tangent, *_):
             (saved,) = ctx.saved_tensors
             return tangent * saved, None
 
@@ -140,7 +140,7 @@ def _torch_functions():
     return _TORCH_FUNCTIONS
 
 
-def _generic_relu(x, derivative):
+def _generic_relu(x, derivative, forward):
     @ops.custom_gradient
     def relu(inputs):
         # torch passes the saved inputs positionally and the incoming
@@ -150,7 +150,7 @@ def _generic_relu(x, derivative):
                 upstream = args[0]
             return upstream * derivative(inputs)
 
-        return ops.relu(inputs), grad
+        return forward(inputs), grad
 
     return relu(x)
 
@@ -184,8 +184,9 @@ TORCH_FUSED_BACKWARD = {
 }
 
 
-def relu_with_derivative(x, derivative, fused_backward=None):
-    """`ops.relu(x)` whose derivative is `derivative(x)`.
+def relu_with_derivative(x, derivative, fused_backward=None, forward=None):
+    """`forward(x)` (default `ops.relu(x)`) whose derivative is
+    `derivative(x)`.
 
     Only call this on real tensors (inside a layer's `call` or eagerly),
     never on a symbolic `KerasTensor`: `sugar_relu` guarantees that.
@@ -196,28 +197,40 @@ def relu_with_derivative(x, derivative, fused_backward=None):
         fused_backward: Optional PyTorch function `(x, upstream) ->
             upstream * derivative(x)`, faster for first derivatives; the
             same values to rounding.
+        forward: The forward function, built from `keras.ops` (a capped
+            ReLU). Defaults to `ops.relu`.
 
     Returns:
-        `ops.relu(x)`, with the given derivative.
+        `forward(x)`, with the given derivative.
     """
     backend = keras.backend.backend()
-    if backend == "jax":
-        return _jax_relu(x, derivative)
     if backend == "torch":
-        return _torch_functions()["exact"].apply(x, derivative,
-                                                 fused_backward)
-    return _generic_relu(x, derivative)
+        return _torch_functions()["exact"].apply(
+            x, derivative, fused_backward, forward or _torch_relu)
+    forward = forward or ops.relu
+    if backend == "jax":
+        return _jax_relu(x, derivative, forward)
+    return _generic_relu(x, derivative, forward)
 
 
-def relu_saving_derivative(x, derivative):
-    """`ops.relu(x)` whose derivative is `derivative(x)`, computed in the
-    forward pass and kept for the backward pass (first derivatives only:
-    a second one is refused with `FIRST_ORDER_ONLY`), on JAX and PyTorch;
-    None on other backends, which use the generic formula.
+def relu_saving_derivative(x, derivative, forward=None):
+    """`forward(x)` (default `ops.relu(x)`) whose derivative is
+    `derivative(x)`, computed in the forward pass and kept for the
+    backward pass (first derivatives only: a second one is refused with
+    `FIRST_ORDER_ONLY`), on JAX and PyTorch; None on other backends, which
+    use the generic formula.
     """
     backend = keras.backend.backend()
-    if backend == "jax":
-        return _jax_relu(x, derivative, first_order_only=True)
     if backend == "torch":
-        return _torch_functions()["saving"].apply(x, derivative)[0]
+        return _torch_functions()["saving"].apply(
+            x, derivative, forward or _torch_relu)[0]
+    if backend == "jax":
+        return _jax_relu(x, derivative, forward or ops.relu,
+                         first_order_only=True)
     return None
+
+
+def _torch_relu(x):
+    import torch
+
+    return torch.relu(x)  # Without Keras' dispatch: this path is hot.

@@ -14,7 +14,11 @@ TARGETS = {
     "gelu": ((keras.activations.gelu, keras.ops.gelu), ("Gelu",)),
     "silu": ((keras.activations.silu, keras.activations.swish,
               keras.ops.silu, keras.ops.swish), ("Silu", "Swish")),
+    # Capped ReLUs: relu6, and `ReLU(max_value=...)` layers and ops.
+    "relu6": ((keras.activations.relu6, keras.ops.relu6), ("Relu6",)),
 }
+# Targets whose SUGAR keeps the forward pass exactly.
+EXACT_FORWARD = ("relu", "relu6")
 # Layer attributes that hold an activation and appear under the same key
 # in the layer's config (recurrent layers have both).
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
@@ -24,7 +28,7 @@ ACTIVATION_KEYS = ("activation", "recurrent_activation")
 # names (keras_hub's BERT and GPT-2 use `gelu_approximate`).
 ECOSYSTEM = ("keras_hub", "keras_nlp", "keras_cv")
 ECOSYSTEM_NAMES = {"relu": ("relu",), "gelu": ("gelu", "gelu_approximate"),
-                   "silu": ("silu", "swish")}
+                   "silu": ("silu", "swish"), "relu6": ("relu6",)}
 
 
 def target_of_function(function, targets):
@@ -52,12 +56,28 @@ def is_plain_relu(relu):
             and not relu.threshold)
 
 
+def is_capped_relu(relu):
+    """For `ReLU` layers and ops: a cap, but no slope or threshold."""
+    return (relu.max_value is not None and not relu.negative_slope
+            and not relu.threshold)
+
+
+def cap(site):
+    """The cap of a relu6 site: a `ReLU` layer or op's `max_value`, 6.0 for
+    relu6 functions and ops."""
+    return float(getattr(site, "max_value", None) or 6.0)
+
+
 def raw_op_target(op, targets):
     """The target a raw (non-layer) op computes, `"capped"` for ReLU
-    variants (relu6, leaky, thresholded), or None."""
+    variants that no target covers (relu6 without the `"relu6"` target,
+    leaky, thresholded), or None."""
     if isinstance(op, keras.layers.Layer):
         return None
     name = type(op).__name__
+    if name == "Relu6" or name == "ReLU" and is_capped_relu(op):
+        if "relu6" in targets:
+            return "relu6"
     if name == "Relu6" or name == "ReLU" and not is_plain_relu(op):
         return "capped" if "relu" in targets else None
     for target in targets:

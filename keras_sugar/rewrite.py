@@ -74,15 +74,15 @@ class _CloneFunction:
 
     def __call__(self, layer):
         plan = self.plan
-        action = plan.actions.get(id(layer))
+        action, activation = plan.actions.get(id(layer), (None, None))
         if not isinstance(layer, keras.layers.Layer):
             if action != "op":
                 return layer
-            return keras.layers.Activation(plan.activation,
+            return keras.layers.Activation(activation,
                                            name=f"sugar_{layer.name}")
         if isinstance(layer, keras.layers.InputLayer):
             return layer
-        new = self._rebuild(layer, action)
+        new = self._rebuild(layer, action, activation)
         self.pairs.append((layer, new))
         sites = plan.patches.get(id(layer))
         if sites:
@@ -90,19 +90,19 @@ class _CloneFunction:
                                          name=layer.name)
         return new
 
-    def _rebuild(self, layer, action):
-        activation = self.plan.activation
+    def _rebuild(self, layer, action, activation):
         if action == "relu_layer":
             return sugar_layers.SugarReLU(
                 activation.surrogate, negative_only=activation.negative_only,
-                implementation=activation.implementation, name=layer.name,
+                implementation=activation.implementation,
+                max_value=activation.max_value, name=layer.name,
                 dtype=layer.dtype_policy, **activation.params)
         if action == "lambda":
             return keras.layers.Activation(activation, name=layer.name,
                                            dtype=layer.dtype_policy)
         config = layer.get_config()
-        rewrite_plan.set_activation(
-            config, self.plan.config_paths.get(id(layer), ()), activation)
+        rewrite_plan.set_activations(
+            config, self.plan.config_paths.get(id(layer), ()))
         return layer.__class__.from_config(config)
 
 
@@ -175,16 +175,20 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     Reaches `Activation("relu")` layers, inline `activation="relu"` on any
     layer, plain `ReLU()` layers, raw `relu` op nodes, nested models
     (shared layers stay shared) and custom layers whose sublayers hold an
-    `activation`. `ReLU` layers with `max_value`, `negative_slope` or
-    `threshold` (e.g. relu6) are not plain ReLUs: they are kept exactly and
-    reported. Subclassed Backbones (keras_cv, keras_hub) come back as plain
+    `activation`, inside `TimeDistributed`/`Bidirectional` wrappers and
+    recurrent cells (`activation` and `recurrent_activation`), and
+    `Lambda(keras.activations.relu)`. Capped ReLUs (relu6) are rewritten
+    when `"relu6"` is a target, and otherwise kept exactly and reported,
+    as are `ReLU` layers with a `negative_slope` or `threshold`. Subclassed Backbones (keras_cv, keras_hub) come back as plain
     functional models so that the rewrite survives saving.
 
     Args:
         model: A functional or `Sequential` Keras model.
         surrogate: Registered surrogate name. Defaults to `"bsilu"`.
-        targets: Activations to replace, any of `"relu"`, `"gelu"`,
-            `"silu"`. Defaults to `("relu",)`.
+        targets: Activations to replace, any of `"relu"`, `"relu6"`
+            (capped ReLUs: `relu6`, `ReLU(max_value=...)`; the forward
+            stays exact, the gradient is 0 at and above the cap),
+            `"gelu"`, `"silu"`. Defaults to `("relu",)`.
         negative_only: See `SugarReLU`. Defaults to `False`.
         implementation: See `SugarReLU`. Defaults to `"auto"`.
         dry_run: Only plan: return the report of what would change and by

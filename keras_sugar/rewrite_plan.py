@@ -20,6 +20,7 @@ import keras
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import relu_sites
+from keras_sugar.activations import SugarReLU
 
 ROUTES = {
     "clone": "cloned layer by layer",
@@ -75,7 +76,8 @@ class SugarifyReport:
 
     @property
     def changes_forward(self):
-        return any(site.activation != "relu" for site in self.replaced)
+        return any(site.activation not in relu_sites.EXACT_FORWARD
+                   for site in self.replaced)
 
     def __len__(self):
         return len(self.replaced)
@@ -114,11 +116,14 @@ class Plan:
         activation: The `SugarReLU` to put in.
         targets: The target activation names.
         report: The `SugarifyReport` the rewrite will return.
-        actions: For the clone route, `{id(node): action}`: `"op"` (a raw
+        actions: For the clone route, `{id(node): (action, activation)}`,
+            the `SugarReLU` to put there (capped for relu6 sites) and the
+            action: `"op"` (a raw
             op becomes an `Activation` layer), `"relu_layer"` (a `ReLU`
             layer becomes a SugarReLU layer), `"config"` (the activations
             at `config_paths[id(layer)]` in the layer's config are
-            replaced: its own, a wrapped layer's, a recurrent cell's),
+            replaced: its own, a wrapped layer's, a recurrent cell's; a
+            list of `(key_path, activation)`),
             `"lambda"` (a `Lambda` of a target becomes an `Activation`).
             Custom layers may also have `patches[id(layer)]`: sublayer
             sites to swap in place.
@@ -141,10 +146,25 @@ class Plan:
     def route(self):
         return self.report.route
 
+    def activation_for(self, target, site=None):
+        """The `SugarReLU` for a site of `target`: for `"relu6"` the same
+        surrogate with the site's cap (`relu_sites.cap`)."""
+        if target != "relu6":
+            return self.activation
+        a = self.activation
+        return SugarReLU(a.surrogate, negative_only=a.negative_only,
+                         implementation=a.implementation,
+                         max_value=relu_sites.cap(site), **a.params)
+
 
 def _matches(targets):
     return lambda function: relu_sites.target_of_function(
         function, targets) is not None
+
+
+# A custom layer's inner sites are swapped with one activation (see
+# `patching.SugarPatched`); capped ones would need their own.
+_PATCHABLE = ("relu", "gelu", "silu")
 
 
 def _target_call_in_source(function, targets):
@@ -167,23 +187,37 @@ def _inner_sites(layer, path, form, plan):
     plain `ReLU` layers inside it, which a swap cannot reach); returns
     their positions."""
     targets = plan.targets
+    patchable = tuple(t for t in targets if t in _PATCHABLE)
     sites = []
     for indices, names, sublayer in patching.activation_sites(
-            layer, _matches(targets)):
+            layer, _matches(patchable)):
         sites.append(indices)
         plan.report.replaced.append(Site(
             model_graph.join(path, names), form,
             relu_sites.target_of_function(sublayer.activation, targets)))
-    if "relu" in targets:
-        for sublayer in model_graph.descendants(layer):
-            if (isinstance(sublayer, keras.layers.ReLU)
-                    and relu_sites.is_plain_relu(sublayer)):
+    inside = (f"inside {type(layer).__name__}, which builds its sublayers "
+              f"itself")
+    for sublayer in model_graph.descendants(layer):
+        where = model_graph.join(path, f".../{sublayer.name}")
+        if isinstance(sublayer, keras.layers.ReLU):
+            if "relu" in targets and relu_sites.is_plain_relu(sublayer):
                 plan.report.unreachable.append(Site(
-                    model_graph.join(path, f".../{sublayer.name}"),
-                    "ReLU layer", "relu",
-                    f"inside {type(layer).__name__}, which builds its "
-                    f"sublayers itself"))
+                    where, "ReLU layer", "relu", inside))
+            elif ("relu6" in targets
+                  and relu_sites.is_capped_relu(sublayer)):
+                plan.report.unreachable.append(Site(
+                    where, "ReLU layer", "relu6", inside))
+        elif "relu6" in targets and callable(getattr(
+                sublayer, "activation", None)) and (
+                relu_sites.target_of_function(
+                    sublayer.activation, ("relu6",))):
+            plan.report.unreachable.append(Site(
+                where, f"inline ({type(sublayer).__name__})", "relu6",
+                f"{inside}; inner capped activations are not swapped"))
     return sites
+
+
+_RELU6_HINT = " (targets=('relu', 'relu6') rewrites capped ReLUs too)"
 
 
 def _plan_op(op, path, plan):
@@ -192,10 +226,10 @@ def _plan_op(op, path, plan):
         plan.report.skipped.append(Site(
             path, "raw op", "relu",
             f"{type(op).__name__} with a cap, slope or threshold: not a "
-            f"plain ReLU, kept exactly"))
+            f"plain ReLU, kept exactly{_RELU6_HINT}"))
     elif target:
         plan.report.replaced.append(Site(path, "raw op", target))
-        plan.actions[id(op)] = "op"
+        plan.actions[id(op)] = ("op", plan.activation_for(target, op))
 
 
 def _form(layer, key):
@@ -213,7 +247,7 @@ def _plan_lambda(layer, path, plan):
     target = relu_sites.target_of_function(layer.function, plan.targets)
     if target and not layer.arguments:
         plan.report.replaced.append(Site(path, "Lambda layer", target))
-        plan.actions[id(layer)] = "lambda"
+        plan.actions[id(layer)] = ("lambda", plan.activation_for(target))
         return
     target = target or _target_call_in_source(layer.function, plan.targets)
     if target:
@@ -226,31 +260,37 @@ def _plan_lambda(layer, path, plan):
 def _plan_layer(layer, path, plan, rebuilt):
     report = plan.report
     if isinstance(layer, keras.layers.ReLU):
-        if "relu" not in plan.targets:
-            return
+        target = None
         if relu_sites.is_plain_relu(layer):
-            report.replaced.append(Site(path, "ReLU layer", "relu"))
-            plan.actions[id(layer)] = "relu_layer"
-        else:
+            target = "relu" if "relu" in plan.targets else None
+        elif relu_sites.is_capped_relu(layer):
+            target = "relu6" if "relu6" in plan.targets else None
+        if target:
+            report.replaced.append(Site(path, "ReLU layer", target))
+            plan.actions[id(layer)] = (
+                "relu_layer", plan.activation_for(target, layer))
+        elif "relu" in plan.targets and not relu_sites.is_plain_relu(layer):
+            hint = (_RELU6_HINT if relu_sites.is_capped_relu(layer)
+                    else "")
             report.skipped.append(Site(
                 path, "ReLU layer", "relu",
                 f"max_value={layer.max_value}, negative_slope="
                 f"{layer.negative_slope}, threshold={layer.threshold}: not "
-                f"a plain ReLU, kept exactly"))
+                f"a plain ReLU, kept exactly{hint}"))
         return
     if isinstance(layer, keras.layers.Lambda):
         _plan_lambda(layer, path, plan)
         return
-    key_paths = []
+    entries = []
     for key_path, names, owner, key, target in relu_sites.config_sites(
             layer, plan.targets):
         site_path = (model_graph.join(path, "/".join(names)) if names
                      else path)
         report.replaced.append(Site(site_path, _form(owner, key), target))
-        key_paths.append(key_path)
-    if key_paths:
-        plan.actions[id(layer)] = "config"
-        plan.config_paths[id(layer)] = key_paths
+        entries.append((key_path, plan.activation_for(target)))
+    if entries:
+        plan.actions[id(layer)] = ("config", None)
+        plan.config_paths[id(layer)] = entries
     if model_graph.is_core_keras(layer):
         return
     # A custom layer is rebuilt from its config when cloned: find the sites
@@ -282,18 +322,20 @@ def _plan_clone(model, plan, paths, rebuilt, seen):
             _plan_layer(node, path, plan, rebuilt)
 
 
-def set_activation(config, key_paths, activation):
-    """Puts `activation` (serialized) at each key path of a layer config
-    (see `relu_sites.config_sites`), in place."""
-    for key_path in key_paths:
+def set_activations(config, entries):
+    """Puts each `(key_path, activation)` of `entries` (serialized) at its
+    key path of a layer config (see `relu_sites.config_sites`), in
+    place."""
+    for key_path, activation in entries:
         place = config
         for key in key_path[:-1]:
             place = place[key]
         place[key_path[-1]] = keras.saving.serialize_keras_object(activation)
 
 
-def _config_key_paths(layer, targets):
-    return [site[0] for site in relu_sites.config_sites(layer, targets)]
+def _config_entries(layer, plan):
+    return [(site[0], plan.activation_for(site[-1]))
+            for site in relu_sites.config_sites(layer, plan.targets)]
 
 
 def _rebuild_custom_layers(model, plan, rebuilt, seen):
@@ -312,10 +354,9 @@ def _rebuild_custom_layers(model, plan, rebuilt, seen):
             if failure:
                 return failure
         elif not model_graph.is_core_keras(node):
-            key_paths = _config_key_paths(node, plan.targets)
+            entries = _config_entries(node, plan)
             copy, reason = model_graph.rebuilt_from_config(
-                node, lambda config: set_activation(config, key_paths,
-                                                    plan.activation))
+                node, lambda config: set_activations(config, entries))
             if reason:
                 return node, reason
             rebuilt[id(node)] = copy
@@ -329,7 +370,7 @@ def _plan_rebuild(model, plan):
                                       plan)
     for op in model_graph.nodes(rebuilt):
         target = relu_sites.raw_op_target(op, plan.targets)
-        if target and target != "capped":
+        if target and target != "capped":  # A raw op of a rebuilt graph.
             plan.report.unreachable.append(Site(
                 op.name, "raw op", target,
                 "the graph could not be cloned, so raw ops stay"))

@@ -247,6 +247,10 @@ def test_non_float_input_is_a_type_error(dtype):
         ({"negative_only": "yes"}, TypeError, "negative_only='yes'"),
         ({"implementation": "fast"}, ValueError,
          "'fast'.*straight_through.*implementation='fast'"),
+        ({"max_value": 0}, ValueError, "max_value=0"),
+        ({"max_value": float("inf")}, ValueError, "max_value=inf"),
+        ({"max_value": "6"}, ValueError, "max_value='6'"),
+        ({"max_value": True}, ValueError, "max_value=True"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_choices(kwargs, error, match):
@@ -257,3 +261,59 @@ def test_bad_arguments_name_the_value_and_the_choices(kwargs, error, match):
 def test_auto_implementation_is_defined_for_this_backend():
     name = implementations.resolve("auto", surrogates.get("bsilu"))
     assert name in implementations.FUNCTIONS, (BACKEND, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("max_value", [6.0, 2.5])
+class TestCapped:
+    """SUGAR for capped ReLUs (ReLU6): forward exactly Keras' capped ReLU,
+    backward the surrogate's derivative below the cap and 0 at and above
+    it, as ReLU6's own gradient."""
+
+    def fn(self, implementation, dtype, max_value, negative_only=False):
+        activation = SugarReLU("bsilu", implementation=implementation,
+                               max_value=max_value,
+                               negative_only=negative_only)
+        return lambda t: activation(ops.cast(t, dtype))
+
+    def test_forward_is_the_capped_relu_bit_for_bit(self, implementation,
+                                                    dtype, max_value):
+        import keras
+
+        x = np.concatenate([moderate_inputs(), special_inputs(dtype),
+                            [max_value, -max_value]])
+        y = self.fn(implementation, dtype, max_value)(x)
+        # What keras.layers.ReLU(max_value=...) computes, in x's dtype.
+        expected = keras.activations.relu(ops.cast(x, dtype),
+                                          max_value=max_value)
+        assert_same_bits(to_numpy(y), to_numpy(expected))
+        if max_value == 6.0:
+            assert_same_bits(to_numpy(y),
+                             to_numpy(ops.relu6(ops.cast(x, dtype))))
+
+    def test_gradient_is_the_derivative_below_the_cap_only(
+            self, implementation, dtype, max_value):
+        x = rounded(np.concatenate([moderate_inputs(), [max_value]]), dtype)
+        _, grad = value_and_gradient(
+            self.fn(implementation, dtype, max_value), x)
+        expected = np.where(x < max_value, reference.bsilu(x), 0.0)
+        tol = TOLERANCE[dtype]
+        np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+        _, grad = value_and_gradient(self.fn(
+            implementation, dtype, max_value, negative_only=True), x)
+        expected = np.where(x >= max_value, 0.0, np.where(
+            x > 0, 1.0, reference.bsilu(x)))
+        np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+
+
+def test_capped_activation_serializes_and_uncapped_config_is_unchanged():
+    import keras
+
+    capped = SugarReLU("nelu", alpha=0.01, max_value=6)
+    assert capped.get_config()["max_value"] == 6.0
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(capped))
+    assert restored == capped and restored.max_value == 6.0
+    assert "max_value" not in SugarReLU().get_config()
+    assert repr(capped) == "SugarReLU('nelu', alpha=0.01, max_value=6.0)"

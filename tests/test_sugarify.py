@@ -196,6 +196,67 @@ def test_a_lambda_computing_relu_in_its_own_code_is_reported(tmp_path):
     assert "NOT reachable" in str(report)
 
 
+class TestCappedReLU:
+    """`targets=("relu", "relu6")`: ReLU6 sites get a capped SugarReLU,
+    predictions stay identical."""
+
+    def test_every_relu6_form(self, tmp_path):
+        inputs = keras.Input((4,))
+        x = keras.layers.Dense(8, activation="relu6", name="inline")(inputs)
+        x = keras.layers.Activation(keras.activations.relu6, name="act")(x)
+        x = keras.layers.ReLU(max_value=2.5, name="capped")(x)
+        x = ops.relu6(x)
+        x = keras.layers.ReLU(max_value=6.0, negative_slope=0.1,
+                              name="leaky6")(x)
+        x = keras.layers.Dense(8, activation="relu", name="plain")(x)
+        model = keras.Model(inputs, keras.layers.Dense(2)(x))
+        assert sugarify(model, dry_run=True).skipped  # Default: kept.
+        new = sugarify(model, targets=("relu", "relu6"))
+        report = new.sugar_report
+        caps = {}
+        for layer in new.layers:
+            activation = getattr(layer, "activation", None)
+            if isinstance(activation, SugarReLU):
+                caps[layer.name] = activation.max_value
+        assert caps["inline"] == 6.0 and caps["act"] == 6.0
+        assert caps["capped"] == 2.5 and caps["plain"] is None
+        assert sorted(caps.values(), key=str).count(6.0) == 3  # raw op too
+        assert [s.path for s in report.skipped] == ["leaky6"]
+        assert not report.changes_forward
+        x = sample(model)
+        np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
+        restored = save_and_load(new, tmp_path)
+        assert {layer.name: layer.activation.max_value
+                for layer in restored.layers
+                if isinstance(getattr(layer, "activation", None),
+                              SugarReLU)} == caps
+        np.testing.assert_array_equal(to_numpy(restored(x)),
+                                      to_numpy(new(x)))
+
+    def test_the_report_says_how_to_reach_capped_relus(self):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.ReLU(6.0)])
+        report = sugarify(model, dry_run=True)
+        assert "targets=('relu', 'relu6')" in str(report)
+
+
+DEFAULT_MOBILENETS = {"MobileNetV3Small"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name in DEFAULT_MOBILENETS
+                 else pytest.mark.slow)
+    for name in ["MobileNetV2", "MobileNetV3Small", "MobileNetV3Large"]])
+def test_keras_applications_mobilenets_with_relu6(name, tmp_path):
+    model = zoo.applications()[name]()
+    new = check_rewrite(model, tmp_path, targets=("relu", "relu6"))
+    report = new.sugar_report
+    relu6 = [site for site in report.replaced if site.activation == "relu6"]
+    assert relu6 and not report.skipped and not report.unreachable
+    expected = {"MobileNetV2": 35, "MobileNetV3Small": 9,
+                "MobileNetV3Large": 8}[name]
+    assert len(relu6) == expected
+
+
 class TestTransformers:
     """The paper's advice for GELU networks: SUGAR with NeLU, small alpha,
     on every feed-forward activation."""
@@ -294,7 +355,7 @@ class TestErrors:
 
     @pytest.mark.parametrize("kwargs, match", [
         ({"targets": ("tanh",)}, r"Unknown sugarify target.*\['gelu', "
-                                 r"'relu', 'silu'\]"),
+                                 r"'relu', 'relu6', 'silu'\]"),
         ({"targets": ()}, "Unknown sugarify target"),
         ({"surrogate": "nope"}, "Unknown surrogate 'nope'"),
         ({"alpha": -1.0}, "alpha=-1.0"),

@@ -11,7 +11,8 @@ def relu_sites(model, targets=("relu",)):
     """Counts target activation sites independently of `sugarify`."""
     functions = {"relu": [keras.activations.relu, ops.relu],
                  "gelu": [keras.activations.gelu, ops.gelu],
-                 "silu": [keras.activations.silu, ops.silu]}
+                 "silu": [keras.activations.silu, ops.silu],
+                 "relu6": [keras.activations.relu6, ops.relu6]}
     wanted = [f for t in targets for f in functions[t]]
     count = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
@@ -28,6 +29,10 @@ def relu_sites(model, targets=("relu",)):
                 and layer.max_value is None and not layer.negative_slope
                 and not layer.threshold):
             count += 1
+        if (isinstance(layer, keras.layers.ReLU) and "relu6" in targets
+                and layer.max_value is not None
+                and not layer.negative_slope and not layer.threshold):
+            count += 1
     for op in getattr(model, "operations", []):
         if isinstance(op, keras.layers.Layer):
             if hasattr(op, "operations") and op is not model:
@@ -43,9 +48,11 @@ def _is_target_op(op, targets):
     if isinstance(op, keras.layers.Layer):
         return False
     if name == "ReLU":
-        return "relu" in targets and op.max_value is None and not (
-            op.negative_slope or op.threshold)
+        plain = not (op.negative_slope or op.threshold)
+        return plain and ("relu" in targets and op.max_value is None
+                          or "relu6" in targets and op.max_value is not None)
     return (name == "Relu" and "relu" in targets
+            or name == "Relu6" and "relu6" in targets
             or name == "Gelu" and "gelu" in targets)
 
 
@@ -234,6 +241,7 @@ def applications():
         "ResNet50V2": lambda: A.ResNet50V2(**small),
         "MobileNetV2": lambda: A.MobileNetV2(**small),
         "MobileNetV3Small": lambda: A.MobileNetV3Small(**small),
+        "MobileNetV3Large": lambda: A.MobileNetV3Large(**small),
         "DenseNet121": lambda: A.DenseNet121(**small),
         "Xception": lambda: A.Xception(weights=None, include_top=False,
                                        input_shape=(71, 71, 3)),
