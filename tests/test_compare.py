@@ -376,3 +376,22 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
     assert proc.returncode == 130
     assert "Interrupted. The finished runs are in" in err
     assert "--resume" in err and "Traceback" not in err
+
+
+def test_the_transformer_compares_gelu_with_sugar_nelu():
+    # The paper left domains other than vision open: a sequence model.
+    data = datasets.load("mnist1d")
+    kwargs = dict(num_layers=1, hidden_dim=8, num_heads=2,
+                  intermediate_dim=16)
+    trainer = compare.Trainer(data, "transformer", "sugar:nelu:alpha=0.01",
+                              0.005, 0.9, **kwargs)
+    (feedforward,) = [layer for layer in trainer.model.layers
+                      if layer.name == "block_0_feedforward"]
+    assert feedforward.activation == SugarReLU("nelu", alpha=0.01)
+    result = trainer.run(0, 2, 256, verbose=0)
+    assert np.isfinite(result["curves"]["loss"]).all()
+    assert result["curves"]["loss"][1] < result["curves"]["loss"][0]
+    assert 0.0 <= result["dead_units"] <= 1.0
+    gelu = compare.train_once(data, "transformer", "gelu", 0, 1, 256, 0.005,
+                              verbose=0, **kwargs)
+    assert gelu["dead_units"] is None
