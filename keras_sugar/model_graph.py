@@ -48,6 +48,30 @@ def descendants(layer):
     return layer._flatten_layers(include_self=False, recursive=True)
 
 
+def attribute_names(layer):
+    """Names of `layer`'s instance attributes, sublayers included (on
+    PyTorch a Keras layer is a `torch.nn.Module`, which keeps its
+    sublayers in `_modules` rather than in `__dict__`)."""
+    return list(vars(layer)) + list(vars(layer).get("_modules", {}))
+
+
+def replace_sublayer(parent, name, new):
+    """Sets `parent.<name> = new` (a layer without weights) even when
+    `parent` is built: Keras locks a built layer's state, so the lock is
+    lifted for this one assignment and restored."""
+    tracker = getattr(parent, "_tracker", None)
+    locked = tracker is not None and tracker.locked
+    if locked:
+        tracker.unlock()
+    try:
+        # The old layer stays tracked (unused, no weights), so the
+        # positions of the other sublayers do not move.
+        setattr(parent, name, new)
+    finally:
+        if locked:
+            tracker.lock()  # Keeps Keras' own message.
+
+
 def call_count(layer):
     """How many times `layer` was called while building the graph: a layer
     called more than once (shared) has no single output tensor."""

@@ -9,8 +9,13 @@ which activation, and re-applies them after the layer is rebuilt on load.
 
 import keras
 
+from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar.activations import SugarReLU
+
+# Marks a site whose sublayer (a plain `ReLU` layer) is replaced by a
+# `keras_sugar.layers.SugarReLU` layer, rather than given an activation.
+LAYER = "layer"
 
 
 def activation_sites(layer, match, index_path=(), name_path=""):
@@ -33,7 +38,47 @@ def activation_sites(layer, match, index_path=(), name_path=""):
         yield from activation_sites(child, match, indices, f"{names}/")
 
 
-def sublayer_at(layer, index_path):
+def holder_attribute(parent, child):
+    """The one attribute of `parent` that holds `child`, or None (held in a
+    list, under several names, or only as a node of a functional graph,
+    where replacing an attribute would not change what is called)."""
+    if model_graph.is_graph_model(parent):
+        return None
+    names = [name for name in model_graph.attribute_names(parent)
+             if getattr(parent, name, None) is child]
+    return names[0] if len(names) == 1 else None
+
+
+def relu_layer_sites(layer, index_path=(), name_path=""):
+    """Yields `(index_path, name_path, relu)` for every plain `ReLU`
+    sublayer that `SugarPatched` can replace (see `holder_attribute`)."""
+    for index, child in enumerate(model_graph.children(layer)):
+        indices, names = index_path + (index,), f"{name_path}{child.name}"
+        if (isinstance(child, keras.layers.ReLU)
+                and child.max_value is None and not child.negative_slope
+                and not child.threshold
+                and holder_attribute(layer, child) is not None):
+            yield indices, names, child
+        yield from relu_layer_sites(child, indices, f"{names}/")
+
+
+def _replace_relu_layer(root, index_path, activation):
+    parent = sublayer_at(root, index_path[:-1], need_activation=False)
+    relu = sublayer_at(root, index_path, need_activation=False)
+    name = holder_attribute(parent, relu)
+    if not isinstance(relu, keras.layers.ReLU) or name is None:
+        raise ValueError(
+            f"The sublayer at {list(index_path)} of {type(root).__name__} "
+            f"'{root.name}' ({relu.name}) is not a ReLU layer held by one "
+            f"attribute: it was rebuilt with a different structure.")
+    a = activation
+    model_graph.replace_sublayer(parent, name, sugar_layers.SugarReLU(
+        a.surrogate, negative_only=a.negative_only,
+        implementation=a.implementation, max_value=a.max_value,
+        name=relu.name, dtype=relu.dtype_policy, **a.params))
+
+
+def sublayer_at(layer, index_path, need_activation=True):
     """The sublayer of `layer` at a tuple of child indices."""
     root = layer
     for index in index_path:
@@ -44,7 +89,7 @@ def sublayer_at(layer, index_path):
                 f"{list(index_path)}: it was rebuilt with a different "
                 f"structure.")
         layer = found[index]
-    if not hasattr(layer, "activation"):
+    if need_activation and not hasattr(layer, "activation"):
         raise ValueError(
             f"The sublayer at {list(index_path)} of {type(root).__name__} "
             f"'{root.name}' ({layer.name}) has no activation to set.")
@@ -62,7 +107,10 @@ class SugarPatched(keras.layers.Layer):
     Args:
         layer: The layer (or model) to wrap.
         sites: Sublayer positions (lists of child indices, see
-            `activation_sites`) whose `activation` is set to `activation`.
+            `activation_sites`) whose `activation` is set to `activation`;
+            a position ending in `LAYER` is a plain `ReLU` sublayer (see
+            `relu_layer_sites`), replaced by a SugarReLU layer in its
+            parent's attribute.
         activation: The `SugarReLU` to set.
         **kwargs: Base layer keyword arguments.
     """
@@ -73,7 +121,10 @@ class SugarPatched(keras.layers.Layer):
         self.sites = [list(site) for site in sites]
         self.sugar_activation = activation
         for path in self.sites:
-            sublayer_at(layer, path).activation = activation
+            if path and path[-1] == LAYER:
+                _replace_relu_layer(layer, tuple(path[:-1]), activation)
+            else:
+                sublayer_at(layer, path).activation = activation
 
     def build(self, input_shape):
         # Build the wrapped layer as calling it unwrapped would; the default

@@ -183,9 +183,10 @@ def _target_call_in_source(function, targets):
 
 
 def _inner_sites(layer, path, form, plan):
-    """Reports the swappable sublayer activations of `layer` (and the
-    plain `ReLU` layers inside it, which a swap cannot reach); returns
-    their positions."""
+    """Reports the swappable sublayer activations of `layer`, and its plain
+    `ReLU` sublayers that one attribute holds (replaced by SugarReLU
+    layers; others cannot be reached); returns their positions (see
+    `patching.SugarPatched`)."""
     targets = plan.targets
     patchable = tuple(t for t in targets if t in _PATCHABLE)
     sites = []
@@ -195,14 +196,24 @@ def _inner_sites(layer, path, form, plan):
         plan.report.replaced.append(Site(
             model_graph.join(path, names), form,
             relu_sites.target_of_function(sublayer.activation, targets)))
+    swapped = set()
+    if "relu" in targets:
+        for indices, names, relu in patching.relu_layer_sites(layer):
+            sites.append(indices + (patching.LAYER,))
+            swapped.add(id(relu))
+            plan.report.replaced.append(Site(
+                model_graph.join(path, names), f"{form} (ReLU layer)",
+                "relu"))
     inside = (f"inside {type(layer).__name__}, which builds its sublayers "
               f"itself")
     for sublayer in model_graph.descendants(layer):
         where = model_graph.join(path, f".../{sublayer.name}")
         if isinstance(sublayer, keras.layers.ReLU):
-            if "relu" in targets and relu_sites.is_plain_relu(sublayer):
+            if ("relu" in targets and relu_sites.is_plain_relu(sublayer)
+                    and id(sublayer) not in swapped):
                 plan.report.unreachable.append(Site(
-                    where, "ReLU layer", "relu", inside))
+                    where, "ReLU layer", "relu",
+                    f"{inside}, as a node of its graph or in a list"))
             elif ("relu6" in targets
                   and relu_sites.is_capped_relu(sublayer)):
                 plan.report.unreachable.append(Site(

@@ -7,6 +7,7 @@ import pytest
 from keras import ops
 
 from keras_sugar import SugarReLU
+from keras_sugar.layers import SugarReLU as SugarReLULayer
 from keras_sugar import sugarify
 from keras_sugar.rewrite import count_sugar_sites
 from tests import zoo
@@ -185,6 +186,25 @@ def test_wrapped_recurrent_and_function_relus_are_rewritten(name, tmp_path):
     y_direct, grad_direct = value_and_gradient(direct, x)
     np.testing.assert_array_equal(y_new, y_direct)
     np.testing.assert_allclose(grad_new, grad_direct, rtol=1e-6, atol=1e-7)
+
+
+def test_a_relu_layer_a_custom_layer_builds_itself_is_replaced(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(zoo.ReluLayerBlock(8, name="blk")(inputs))
+    model = keras.Model(inputs, outputs)
+    new = check_rewrite(model, tmp_path)
+    report = new.sugar_report
+    (site,) = report.replaced
+    assert site.form == "inside custom layer (ReLU layer)"
+    assert site.path.startswith("blk/re_lu")
+    # The one held in a list cannot be swapped: reported, not ignored.
+    (unreachable,) = report.unreachable
+    assert unreachable.form == "ReLU layer" and "in a list" in (
+        unreachable.note)
+    block = new.get_layer("blk").layer
+    assert isinstance(block.act, SugarReLULayer)
+    restored = save_and_load(new, tmp_path)
+    assert isinstance(restored.get_layer("blk").layer.act, SugarReLULayer)
 
 
 def test_a_lambda_computing_relu_in_its_own_code_is_reported(tmp_path):
@@ -438,6 +458,8 @@ def test_keras_hub_backbones(name, tmp_path):
     targets = ("gelu",) if name == "ViT" else ("relu",)
     new = check_rewrite(model, tmp_path, targets=targets)
     assert len(new.sugar_report.replaced) > 0
+    if name == "MobileNet":  # Its blocks' own ReLU layers are reached too.
+        assert not new.sugar_report.unreachable
 
 
 def test_keras_hub_image_classifier_on_rewritten_backbone(tmp_path):

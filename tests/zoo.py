@@ -74,6 +74,25 @@ class Block(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class ReluLayerBlock(keras.layers.Layer):
+    """A custom block holding a plain `ReLU` layer it builds itself (as
+    keras_hub MobileNet's `DepthwiseConvBlock`), and one in a list."""
+
+    def __init__(self, units=8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units)
+        self.act = keras.layers.ReLU()
+        self.in_list = [keras.layers.ReLU()]
+
+    def call(self, x):
+        return self.in_list[0](self.act(self.dense(x)) - 0.1)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
 class OpaqueBlock(keras.layers.Layer):
     """A custom layer that calls relu inside call(): unreachable."""
 
