@@ -71,11 +71,8 @@ def _replace_relu_layer(root, index_path, activation):
             f"The sublayer at {list(index_path)} of {type(root).__name__} "
             f"'{root.name}' ({relu.name}) is not a ReLU layer held by one "
             f"attribute: it was rebuilt with a different structure.")
-    a = activation
-    model_graph.replace_sublayer(parent, name, sugar_layers.SugarReLU(
-        a.surrogate, negative_only=a.negative_only,
-        implementation=a.implementation, max_value=a.max_value,
-        name=relu.name, dtype=relu.dtype_policy, **a.params))
+    model_graph.replace_sublayer(parent, name,
+                                 _sugar_relu_layer(activation, relu))
 
 
 def sublayer_at(layer, index_path, need_activation=True):
@@ -96,6 +93,40 @@ def sublayer_at(layer, index_path, need_activation=True):
     return layer
 
 
+def _sugar_relu_layer(activation, like):
+    a = activation
+    return sugar_layers.SugarReLU(
+        a.surrogate, negative_only=a.negative_only,
+        implementation=a.implementation, max_value=a.max_value,
+        name=like.name, dtype=like.dtype_policy, **a.params)
+
+
+def _clone_with_graph_sites(model, graph_sites):
+    """A functional copy of `model`'s graph that shares every layer but
+    those at `graph_sites` (`[node index, kind, activation]`): a raw op
+    (`"op"`) becomes an `Activation(activation)` layer, a `ReLU` layer
+    (`"relu_layer"`) a SugarReLU layer. Nothing is rebuilt from a config,
+    so layers whose config does not round-trip are kept as they are."""
+    nodes = model_graph.nodes(model)
+    replacements = {}
+    for index, kind, activation in graph_sites:
+        node = nodes[index] if index < len(nodes) else None
+        expected = (isinstance(node, keras.layers.ReLU) if kind == "relu_layer"
+                    else node is not None and not isinstance(
+                        node, keras.layers.Layer))
+        if not expected:
+            raise ValueError(
+                f"{type(model).__name__} '{model.name}' has no {kind} at "
+                f"graph position {index}: it was rebuilt with a different "
+                f"structure.")
+        replacements[id(node)] = (
+            _sugar_relu_layer(activation, node) if kind == "relu_layer"
+            else keras.layers.Activation(activation,
+                                         name=f"sugar_{node.name}"))
+    return keras.models.clone_model(
+        model, clone_function=lambda op: replacements.get(id(op), op))
+
+
 @keras.saving.register_keras_serializable(package="keras_sugar")
 class SugarPatched(keras.layers.Layer):
     """Wraps a layer whose inner activations were replaced by SugarReLU.
@@ -112,19 +143,31 @@ class SugarPatched(keras.layers.Layer):
             `relu_layer_sites`), replaced by a SugarReLU layer in its
             parent's attribute.
         activation: The `SugarReLU` to set.
+        graph_sites: For a functional `layer`, nodes of its own graph to
+            replace: `[node index, kind, activation]` (see
+            `_clone_with_graph_sites`); the layer is then called through a
+            copy of its graph that shares every other layer, and its config
+            stays the original's. Defaults to none.
         **kwargs: Base layer keyword arguments.
     """
 
-    def __init__(self, layer, sites, activation, **kwargs):
+    def __init__(self, layer, sites, activation, graph_sites=(), **kwargs):
         super().__init__(**kwargs)
-        self.layer = layer
         self.sites = [list(site) for site in sites]
         self.sugar_activation = activation
+        self.graph_sites = [list(site) for site in graph_sites]
+        # With graph sites, what is saved is the layer as it came, which
+        # rebuilds from its own config; the copy is made again on load.
+        self._source = (keras.saving.serialize_keras_object(layer)
+                        if self.graph_sites else None)
         for path in self.sites:
             if path and path[-1] == LAYER:
                 _replace_relu_layer(layer, tuple(path[:-1]), activation)
             else:
                 sublayer_at(layer, path).activation = activation
+        if self.graph_sites:
+            layer = _clone_with_graph_sites(layer, self.graph_sites)
+        self.layer = layer
 
     def build(self, input_shape):
         # Build the wrapped layer as calling it unwrapped would; the default
@@ -141,11 +184,16 @@ class SugarPatched(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "layer": keras.saving.serialize_keras_object(self.layer),
+            "layer": self._source or keras.saving.serialize_keras_object(
+                self.layer),
             "sites": self.sites,
             "activation": keras.saving.serialize_keras_object(
                 self.sugar_activation),
         })
+        if self.graph_sites:
+            config["graph_sites"] = [
+                [index, kind, keras.saving.serialize_keras_object(a)]
+                for index, kind, a in self.graph_sites]
         return config
 
     @classmethod
@@ -160,4 +208,7 @@ class SugarPatched(keras.layers.Layer):
                 f"SugarPatched expects a SugarReLU activation. Received: "
                 f"activation={activation!r}")
         config["activation"] = activation
+        config["graph_sites"] = [
+            [index, kind, keras.saving.deserialize_keras_object(a)]
+            for index, kind, a in config.get("graph_sites", [])]
         return cls(**config)

@@ -123,8 +123,9 @@ def _apply_rebuild(plan):
     inputs = keras.tree.map_structure(
         lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype,
                               name=t.name), model.input)
-    outputs = patching.SugarPatched(rebuilt, plan.rebuilt_sites,
-                                    plan.activation, name=model.name)(inputs)
+    outputs = patching.SugarPatched(
+        rebuilt, plan.rebuilt_sites, plan.activation,
+        graph_sites=plan.graph_sites, name=model.name)(inputs)
     return keras.Model(inputs, outputs, name=model.name)
 
 

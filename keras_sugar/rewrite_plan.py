@@ -6,8 +6,10 @@ activation site, decides how each is rewritten, and chooses the route:
 - `"clone"`: `keras.models.clone_model`, layer by layer (the usual route).
 - `"rebuild"`: when a layer's config does not round-trip (Keras cannot
   rebuild it from `get_config()`), a layer-by-layer clone would not reload;
-  the model is rebuilt from its own config instead, its activations are
-  swapped in place, and raw ops stay (reported as not reachable).
+  the model is rebuilt from its own config instead, its sublayers'
+  activations are swapped in place, and its own graph's raw ops and ReLU
+  layers are replaced in a copy of the graph that shares every other layer
+  (`SugarPatched` saves the model's own config and redoes both on load).
 
 `sugarify(..., dry_run=True)` returns the plan's report and stops here.
 """
@@ -25,7 +27,7 @@ from keras_sugar.activations import SugarReLU
 ROUTES = {
     "clone": "cloned layer by layer",
     "rebuild": "rebuilt from the model's own config, activations set in "
-               "place",
+               "place, graph copied sharing its layers",
 }
 
 
@@ -128,7 +130,9 @@ class Plan:
             Custom layers may also have `patches[id(layer)]`: sublayer
             sites to swap in place.
         rebuilt: For the rebuild route, the model rebuilt from its config
-            (unweighted), and `rebuilt_sites` its sublayer sites to swap.
+            (unweighted), `rebuilt_sites` its sublayer sites to swap, and
+            `graph_sites` the nodes of its own graph (raw ops, ReLU layers)
+            to replace in a copy of that graph (see `SugarPatched`).
     """
 
     def __init__(self, model, activation, targets):
@@ -141,6 +145,7 @@ class Plan:
         self.patches = {}
         self.rebuilt = None
         self.rebuilt_sites = []
+        self.graph_sites = []
 
     @property
     def route(self):
@@ -182,7 +187,7 @@ def _target_call_in_source(function, targets):
     return None
 
 
-def _inner_sites(layer, path, form, plan):
+def _inner_sites(layer, path, form, plan, handled=()):
     """Reports the swappable sublayer activations of `layer`, and its plain
     `ReLU` sublayers that one attribute holds (replaced by SugarReLU
     layers; others cannot be reached); returns their positions (see
@@ -208,6 +213,8 @@ def _inner_sites(layer, path, form, plan):
               f"itself")
     for sublayer in model_graph.descendants(layer):
         where = model_graph.join(path, f".../{sublayer.name}")
+        if id(sublayer) in handled:
+            continue
         if isinstance(sublayer, keras.layers.ReLU):
             if ("relu" in targets and relu_sites.is_plain_relu(sublayer)
                     and id(sublayer) not in swapped):
@@ -374,17 +381,38 @@ def _rebuild_custom_layers(model, plan, rebuilt, seen):
     return None
 
 
+def _graph_site(node, plan):
+    """`(kind, target)` for a node of the rebuilt model's own graph that a
+    copy of the graph can replace, or None."""
+    if isinstance(node, keras.layers.ReLU):
+        if relu_sites.is_plain_relu(node) and "relu" in plan.targets:
+            return "relu_layer", "relu"
+        if relu_sites.is_capped_relu(node) and "relu6" in plan.targets:
+            return "relu_layer", "relu6"
+        return None
+    if isinstance(node, keras.layers.Layer):
+        return None
+    target = relu_sites.raw_op_target(node, plan.targets)
+    return ("op", target) if target and target != "capped" else None
+
+
 def _plan_rebuild(model, plan):
     rebuilt = model_graph.round_trip(model)
     plan.rebuilt = rebuilt
+    handled = set()
+    for index, node in enumerate(model_graph.nodes(rebuilt)):
+        site = _graph_site(node, plan)
+        if site is None:
+            continue
+        kind, target = site
+        handled.add(id(node))
+        plan.graph_sites.append(
+            [index, kind, plan.activation_for(target, node)])
+        form = "ReLU layer" if kind == "relu_layer" else "raw op"
+        plan.report.replaced.append(Site(node.name, f"{form} (rebuilt)",
+                                         target))
     plan.rebuilt_sites = _inner_sites(rebuilt, "", "in place (rebuilt)",
-                                      plan)
-    for op in model_graph.nodes(rebuilt):
-        target = relu_sites.raw_op_target(op, plan.targets)
-        if target and target != "capped":  # A raw op of a rebuilt graph.
-            plan.report.unreachable.append(Site(
-                op.name, "raw op", target,
-                "the graph could not be cloned, so raw ops stay"))
+                                      plan, handled)
 
 
 def plan(model, activation, targets):

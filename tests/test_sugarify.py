@@ -339,9 +339,12 @@ class TestRoutes:
         assert "does not round-trip" in str(report)
         new = check_rewrite(model, tmp_path)
         report = new.sugar_report
-        assert [s.path for s in report.replaced] == ["dense_relu"]
-        # The raw relu op stays on this route, and the report says so.
-        assert [s.form for s in report.unreachable] == ["raw op"]
+        # The raw relu op of the rebuilt graph is replaced in a copy of
+        # that graph which shares the other layers.
+        forms = {s.path: s.form for s in report.replaced}
+        assert forms.pop("dense_relu") == "in place (rebuilt)"
+        assert list(forms.values()) == ["raw op (rebuilt)"]
+        assert not report.unreachable
 
     def test_a_failure_of_the_clone_route_is_not_hidden(self, monkeypatch):
         def broken_clone(*args, **kwargs):
@@ -420,14 +423,25 @@ def test_keras_cv_backbones(name, tmp_path):
     model = zoo.keras_cv_backbones()[name]()
     new = check_rewrite(model, tmp_path)
     assert type(new).__name__ == "Functional"
+    assert not new.sugar_report.unreachable
     if name == "MobileNetV3":
-        # keras_cv's HardSigmoidActivation cannot be deserialized on its
-        # own, so the graph clone would not reload: sugarify falls back to
-        # rebuilding the backbone from its config and reports the raw
-        # relu ops it cannot reach there.
-        assert new.sugar_report.unreachable
-    else:
-        assert not new.sugar_report.unreachable
+        # keras_cv's HardSigmoidActivation cannot be rebuilt from its
+        # config, so the backbone is rebuilt from its own, and its graph's
+        # raw relu ops are replaced in a copy that shares its layers.
+        report = new.sugar_report
+        assert report.route == "rebuild"
+        assert any(site.form == "raw op (rebuilt)"
+                   for site in report.replaced)
+
+
+def test_keras_cv_mobilenet_v3_relu6_through_the_rebuild_route(tmp_path):
+    pytest.importorskip("keras_cv")
+    model = zoo.keras_cv_backbones()["MobileNetV3"]()
+    new = check_rewrite(model, tmp_path, targets=("relu", "relu6"))
+    report = new.sugar_report
+    assert not report.unreachable and not report.skipped
+    assert {site.form for site in report.replaced
+            if site.activation == "relu6"} == {"ReLU layer (rebuilt)"}
 
 
 def test_keras_cv_image_classifier_on_rewritten_backbone(tmp_path):
