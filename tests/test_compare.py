@@ -395,3 +395,12 @@ def test_the_transformer_compares_gelu_with_sugar_nelu():
     gelu = compare.train_once(data, "transformer", "gelu", 0, 1, 256, 0.005,
                               verbose=0, **kwargs)
     assert gelu["dead_units"] is None
+
+
+def test_the_progress_bar_counts_the_epochs_of_the_run(capsys):
+    data = datasets.load("digits")
+    compare.train_once(data, "mlp", "relu", 0, 3, 256, 0.05, verbose=2,
+                       depth=1, units=8)
+    out = capsys.readouterr().out
+    assert "Epoch 2/3" in out and "Epoch 3/3" in out
+    assert "Epoch 2/2" not in out

@@ -74,6 +74,18 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class _RunProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting the epochs of the whole run: each
+    epoch is its own `fit` call (see `Trainer.run`)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.run_epochs})
+
+
 def build(model, dataset, activation, **model_kwargs):
     """Builds one of `architectures.BUILDERS` for `dataset` with
     `activation`."""
@@ -140,6 +152,8 @@ class Trainer:
         data = self.dataset
         timer = _EpochTimer()
         callbacks = [timer] + ([self._monitor] if self._monitor else [])
+        if verbose:
+            callbacks.append(_RunProgbar(epochs))
         history = {}
         for epoch in range(epochs):
             # The batches are drawn here, from the seed and epoch alone:
