@@ -8,7 +8,6 @@ Run: `keras-sugar compare` (see `keras-sugar compare --help`).
 import csv
 import functools
 import json
-import os
 import statistics
 import sys
 import time
