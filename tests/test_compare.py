@@ -172,6 +172,7 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (dict(seeds=()), r"seeds must be distinct integers"),
     (dict(seeds=(1, 1)), r"seeds must be distinct integers"),
     (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
+    (dict(activations=()), r"at least one activation"),
     (dict(model="vgg", layout="vgg99"), r"Unknown VGG layout 'vgg99'"),
     (dict(data="nothing.npz"), r"No such data file or folder: nothing.npz"),
 ])

@@ -306,6 +306,10 @@ def prepare(data=DEFAULTS["data"], model=DEFAULTS["model"],
     if out is not None:
         results_folder.check(out, overwrite, resume)
     specs = list(activations)
+    if not specs:
+        raise ValueError("activations must name at least one activation "
+                         "(the first is the baseline). Received: "
+                         "activations=[]")
     for spec in specs:
         parse_activation(spec)
     dataset = datasets.load(data)
