@@ -65,6 +65,12 @@ def rows(step, rank=0, workers=1):
     return slice(start + rank * share, start + (rank + 1) * share)
 
 
+def all_rows(rank, workers):
+    """Indices of every row process `rank` trains on, step after step."""
+    return np.concatenate([np.arange(STEPS * GLOBAL_BATCH)[rows(
+        step, rank, workers)] for step in range(STEPS)])
+
+
 # --- torch: DistributedDataParallel ---------------------------------------
 
 def torch_worker(rank, workers, port):
@@ -115,9 +121,7 @@ def jax_worker(rank, workers, port):
     keras.distribution.set_distribution(distribution)
     model = build_model()
     x, y = data()
-    mine = np.concatenate([np.arange(STEPS * GLOBAL_BATCH)[rows(s, rank,
-                                                                 workers)]
-                           for s in range(STEPS)])
+    mine = all_rows(rank, workers)
     _keras_fit(model, x[mine], y[mine], GLOBAL_BATCH // workers)
     weights = [np.array(w) for w in model.get_weights()]
     jax.distributed.shutdown()
@@ -142,21 +146,19 @@ def keras_single():
 # --- tensorflow: MultiWorkerMirroredStrategy ------------------------------
 
 def tensorflow_worker(rank, workers, port):
+    import keras
     import tensorflow as tf
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
         model = build_model()
-        optimizer = __import__("keras").optimizers.SGD(LR)
+        optimizer = keras.optimizers.SGD(LR)
         optimizer.build(model.trainable_variables)
     x, y = data()
 
     def batches(context):
         # Each worker reads its own rows of every global batch.
-        mine = np.concatenate([
-            np.arange(STEPS * GLOBAL_BATCH)[rows(
-                s, context.input_pipeline_id, workers)]
-            for s in range(STEPS)])
+        mine = all_rows(context.input_pipeline_id, workers)
         return tf.data.Dataset.from_tensor_slices(
             (x[mine], y[mine])).batch(GLOBAL_BATCH // workers)
 

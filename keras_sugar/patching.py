@@ -11,6 +11,7 @@ import keras
 
 from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
+from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
 
 # Marks a site whose sublayer (a plain `ReLU` layer) is replaced by a
@@ -55,8 +56,7 @@ def relu_layer_sites(layer, index_path=(), name_path=""):
     for index, child in enumerate(model_graph.children(layer)):
         indices, names = index_path + (index,), f"{name_path}{child.name}"
         if (isinstance(child, keras.layers.ReLU)
-                and child.max_value is None and not child.negative_slope
-                and not child.threshold
+                and relu_sites.is_plain_relu(child)
                 and holder_attribute(layer, child) is not None):
             yield indices, names, child
         yield from relu_layer_sites(child, indices, f"{names}/")
@@ -72,7 +72,7 @@ def _replace_relu_layer(root, index_path, activation):
             f"'{root.name}' ({relu.name}) is not a ReLU layer held by one "
             f"attribute: it was rebuilt with a different structure.")
     model_graph.replace_sublayer(parent, name,
-                                 _sugar_relu_layer(activation, relu))
+                                 sugar_relu_layer(activation, relu))
 
 
 def sublayer_at(layer, index_path, need_activation=True):
@@ -93,12 +93,11 @@ def sublayer_at(layer, index_path, need_activation=True):
     return layer
 
 
-def _sugar_relu_layer(activation, like):
-    a = activation
-    return sugar_layers.SugarReLU(
-        a.surrogate, negative_only=a.negative_only,
-        implementation=a.implementation, max_value=a.max_value,
-        name=like.name, dtype=like.dtype_policy, **a.params)
+def sugar_relu_layer(activation, like):
+    """A `keras_sugar.layers.SugarReLU` layer computing `activation` (a
+    `SugarReLU`), named and typed as the layer `like` it replaces."""
+    return sugar_layers.SugarReLU(**activation.get_config(), name=like.name,
+                                  dtype=like.dtype_policy)
 
 
 def _clone_with_graph_sites(model, graph_sites):
@@ -120,7 +119,7 @@ def _clone_with_graph_sites(model, graph_sites):
                 f"graph position {index}: it was rebuilt with a different "
                 f"structure.")
         replacements[id(node)] = (
-            _sugar_relu_layer(activation, node) if kind == "relu_layer"
+            sugar_relu_layer(activation, node) if kind == "relu_layer"
             else keras.layers.Activation(activation,
                                          name=f"sugar_{node.name}"))
     return keras.models.clone_model(

@@ -68,6 +68,17 @@ def cap(site):
     return float(getattr(site, "max_value", None) or 6.0)
 
 
+def relu_layer_target(relu, targets):
+    """The target a `ReLU` layer or op is, if among `targets`: `"relu"`
+    when plain, `"relu6"` when capped; None otherwise (a slope or a
+    threshold is neither)."""
+    if is_plain_relu(relu):
+        return "relu" if "relu" in targets else None
+    if is_capped_relu(relu):
+        return "relu6" if "relu6" in targets else None
+    return None
+
+
 def raw_op_target(op, targets):
     """The target a raw (non-layer) op computes, `"capped"` for ReLU
     variants that no target covers (relu6 without the `"relu6"` target,
@@ -75,10 +86,12 @@ def raw_op_target(op, targets):
     if isinstance(op, keras.layers.Layer):
         return None
     name = type(op).__name__
-    if name == "Relu6" or name == "ReLU" and is_capped_relu(op):
-        if "relu6" in targets:
-            return "relu6"
-    if name == "Relu6" or name == "ReLU" and not is_plain_relu(op):
+    if name == "ReLU":
+        target = relu_layer_target(op, targets)
+        if target or is_plain_relu(op):
+            return target
+        return "capped" if "relu" in targets else None
+    if name == "Relu6" and "relu6" not in targets:
         return "capped" if "relu" in targets else None
     for target in targets:
         if name in TARGETS[target][1]:

@@ -13,7 +13,6 @@ import warnings
 
 import keras
 
-from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import relu_sites
@@ -92,11 +91,7 @@ class _CloneFunction:
 
     def _rebuild(self, layer, action, activation):
         if action == "relu_layer":
-            return sugar_layers.SugarReLU(
-                activation.surrogate, negative_only=activation.negative_only,
-                implementation=activation.implementation,
-                max_value=activation.max_value, name=layer.name,
-                dtype=layer.dtype_policy, **activation.params)
+            return patching.sugar_relu_layer(activation, layer)
         if action == "lambda":
             return keras.layers.Activation(activation, name=layer.name,
                                            dtype=layer.dtype_policy)
@@ -180,7 +175,8 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     recurrent cells (`activation` and `recurrent_activation`), and
     `Lambda(keras.activations.relu)`. Capped ReLUs (relu6) are rewritten
     when `"relu6"` is a target, and otherwise kept exactly and reported,
-    as are `ReLU` layers with a `negative_slope` or `threshold`. Subclassed Backbones (keras_cv, keras_hub) come back as plain
+    as are `ReLU` layers with a `negative_slope` or `threshold`.
+    Subclassed Backbones (keras_cv, keras_hub) come back as plain
     functional models so that the rewrite survives saving.
 
     Args:

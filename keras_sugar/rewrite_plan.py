@@ -156,10 +156,8 @@ class Plan:
         surrogate with the site's cap (`relu_sites.cap`)."""
         if target != "relu6":
             return self.activation
-        a = self.activation
-        return SugarReLU(a.surrogate, negative_only=a.negative_only,
-                         implementation=a.implementation,
-                         max_value=relu_sites.cap(site), **a.params)
+        return SugarReLU.from_config({**self.activation.get_config(),
+                                      "max_value": relu_sites.cap(site)})
 
 
 def _matches(targets):
@@ -278,11 +276,7 @@ def _plan_lambda(layer, path, plan):
 def _plan_layer(layer, path, plan, rebuilt):
     report = plan.report
     if isinstance(layer, keras.layers.ReLU):
-        target = None
-        if relu_sites.is_plain_relu(layer):
-            target = "relu" if "relu" in plan.targets else None
-        elif relu_sites.is_capped_relu(layer):
-            target = "relu6" if "relu6" in plan.targets else None
+        target = relu_sites.relu_layer_target(layer, plan.targets)
         if target:
             report.replaced.append(Site(path, "ReLU layer", target))
             plan.actions[id(layer)] = (
@@ -385,11 +379,8 @@ def _graph_site(node, plan):
     """`(kind, target)` for a node of the rebuilt model's own graph that a
     copy of the graph can replace, or None."""
     if isinstance(node, keras.layers.ReLU):
-        if relu_sites.is_plain_relu(node) and "relu" in plan.targets:
-            return "relu_layer", "relu"
-        if relu_sites.is_capped_relu(node) and "relu6" in plan.targets:
-            return "relu_layer", "relu6"
-        return None
+        target = relu_sites.relu_layer_target(node, plan.targets)
+        return ("relu_layer", target) if target else None
     if isinstance(node, keras.layers.Layer):
         return None
     target = relu_sites.raw_op_target(node, plan.targets)

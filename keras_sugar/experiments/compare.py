@@ -270,21 +270,14 @@ def _requested(runs, specs, seeds):
             if (spec, seed) in by_key]
 
 
-def _check_numbers(seeds, epochs, batch_size, lr, momentum):
-    def fail(name, value, rule):
-        raise ValueError(f"{name} must be {rule}. Received: {name}={value!r}")
-
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            fail(name, value, "an integer >= 1")
-    if not isinstance(lr, (int, float)) or not 0 <= lr < float("inf"):
-        fail("lr", lr, "a finite number >= 0")
-    if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-        fail("momentum", momentum, "a number in [0, 1]")
+def _check_numbers(seeds, **settings):
+    for name, value in settings.items():
+        compare_command.check_setting(name, value)
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or not all(
             isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        fail("seeds", seeds, "distinct integers, at least one")
+        raise ValueError(f"seeds must be distinct integers, at least one. "
+                         f"Received: seeds={seeds!r}")
 
 
 def prepare(data=DEFAULTS["data"], model=DEFAULTS["model"],

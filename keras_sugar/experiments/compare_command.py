@@ -106,40 +106,57 @@ def parse_seeds(text):
     return seeds
 
 
-def positive_int(text):
-    """An integer >= 1 (epochs, batch size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not an integer >= 1")
-    return value
+# Numeric settings: their type and rule, checked the same way on the
+# command line (`argument_type`) and from Python (`check_setting`).
+RULES = {
+    "epochs": (int, "an integer >= 1", lambda v: v >= 1),
+    "batch_size": (int, "an integer >= 1", lambda v: v >= 1),
+    "lr": (float, "a finite number >= 0",
+           lambda v: math.isfinite(v) and v >= 0),
+    "momentum": (float, "a number in [0, 1]", lambda v: 0 <= v <= 1),
+}
 
 
-def learning_rate(text):
-    """A finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a finite number >= 0")
-    return value
+def _follows(name, value):
+    kind, _, rule = RULES[name]
+    numbers = (int,) if kind is int else (int, float)
+    return (not isinstance(value, bool) and isinstance(value, numbers)
+            and rule(value))
 
 
-def momentum(text):
-    """A number in [0, 1], as Keras' SGD takes."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number in "
-                                         f"[0, 1]")
-    return value
+def check_setting(name, value):
+    """Raises a ValueError naming `value` unless it follows `RULES[name]`.
+
+    Example:
+
+    >>> check_setting("epochs", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: epochs must be an integer >= 1. Received: epochs=0
+    """
+    if not _follows(name, value):
+        raise ValueError(f"{name} must be {RULES[name][1]}. Received: "
+                         f"{name}={value!r}")
+
+
+def argument_type(name):
+    """The argparse `type` of setting `name`: the text as `RULES[name]`'s
+    type, refused unless it follows the rule."""
+    kind, description, _ = RULES[name]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if not _follows(name, value):
+            # ArgumentTypeError: argparse prints this message as it is.
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not {description}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in some messages.
+    return parse
 
 
 def _builders_help():
@@ -196,15 +213,17 @@ def add_arguments(parser):
     parser.add_argument("--seeds", default=unset, type=parse_seeds,
                         help="A count (3 = seeds 0,1,2) or a list: 0,4,7 "
                         f"(default: {len(d['seeds'])}).")
-    parser.add_argument("--epochs", type=positive_int, default=unset,
-                        help=f"Training epochs per run (default: "
-                        f"{d['epochs']}).")
-    parser.add_argument("--batch-size", type=positive_int, default=unset,
+    parser.add_argument("--epochs", type=argument_type("epochs"),
+                        default=unset, help=f"Training epochs per run "
+                        f"(default: {d['epochs']}).")
+    parser.add_argument("--batch-size", type=argument_type("batch_size"),
+                        default=unset,
                         help=f"Examples per SGD step (default: "
                         f"{d['batch_size']}).")
-    parser.add_argument("--lr", type=learning_rate, default=unset,
+    parser.add_argument("--lr", type=argument_type("lr"), default=unset,
                         help=f"SGD learning rate (default: {d['lr']}).")
-    parser.add_argument("--momentum", type=momentum, default=unset,
+    parser.add_argument("--momentum", type=argument_type("momentum"),
+                        default=unset,
                         help="SGD momentum; 0 for plain SGD (default: "
                         f"{d['momentum']}).")
     parser.add_argument("--out", default=None,
