@@ -140,6 +140,7 @@ def _relu_with_carrier(x, g, keep, max_value):
     `keep`."""
     carrier = ops.stop_gradient(g) - g
     carrier = ops.where(keep, carrier, ops.zeros_like(carrier))
+    carrier = ops.cast(carrier, x.dtype)  # +0 stays +0.
     return ops.stop_gradient(relu_forward(x, max_value)) - carrier
 
 
@@ -147,6 +148,11 @@ def straight_through(x, surrogate, params, negative_only=False,
                      max_value=None):
     """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
     safe = _finite_inputs(x)
+    if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
+        # f and its autodiff run in float32: autodiff multiplies the
+        # upstream gradient by intermediates such as x (in x * sigmoid(x)),
+        # which a loss-scaled float16 gradient would overflow to NaN.
+        safe = ops.cast(safe, "float32")
     f = _surrogate_function(safe, surrogate, params, negative_only)
     if max_value is not None:  # No gradient at or above the cap.
         f = ops.where(x < _cap(max_value, x), f, ops.stop_gradient(f))

@@ -125,6 +125,71 @@ class TestEager:
         _, grad = value_and_gradient(sugar_fn(case, dtype, implementation), x)
         np.testing.assert_array_equal(grad[:3], 0.0)
 
+    def test_upstream_gradient_is_multiplied_in_nan_included(
+            self, case, implementation, dtype):
+        # A dense range (every point where a kernel switches formula, such
+        # as where sigmoid rounds to 1, lies inside) and an upstream
+        # gradient that is not 1, NaN at some finite inputs: NaN must pass.
+        x = rounded(np.linspace(-50.0, 50.0, 1001) + 0.0123, dtype)
+        upstream = rounded(np.random.default_rng(0).normal(size=x.shape),
+                           dtype)
+        upstream[::97] = np.nan
+        activation = sugar_fn(case, dtype, implementation)
+        weight = ops.convert_to_tensor(upstream, dtype)
+        _, grad = value_and_gradient(lambda t: activation(t) * weight, x)
+        expected = upstream * reference.derivative(*case, x)
+        tol = 4 * TOLERANCE[dtype]
+        np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", [c for c in reference.CASES
+                                  if c[0] in ("bsilu", "silu")],
+                         ids=reference.case_id)
+def test_large_tensor_gradient_is_surrogate_derivative(case, implementation,
+                                                       dtype):
+    # Above 2**21 elements PyTorch's B-SiLU and SiLU kernels switch to
+    # their one-buffer form: the same contract there, specials included.
+    pattern = np.concatenate([np.linspace(-50.0, 50.0, 1001) + 0.0123,
+                              special_inputs(dtype)])
+    x = rounded(np.resize(pattern, 2 ** 21 + 7), dtype)
+    # |upstream| <= 1: at x = +-max a larger one overflows autodiff's
+    # intermediates in straight_through (README).
+    upstream = np.resize(rounded([0.5, -0.75, 1.0, np.nan], dtype),
+                         x.shape)
+    activation = sugar_fn(case, dtype, implementation)
+    weight = ops.convert_to_tensor(upstream, dtype)
+    _, grad = value_and_gradient(lambda t: activation(t) * weight, x)
+    grad = np.array(grad)
+    finite = np.isfinite(x)
+    expected = np.where(finite, upstream * reference.derivative(
+        *case, np.where(finite, x, 0.0)), 0.0)
+    # A NaN upstream gives NaN at a finite input; at a non-finite input
+    # the gradient is 0, or NaN where the upstream is NaN too.
+    at_nan_upstream = ~finite & np.isnan(upstream)
+    grad[at_nan_upstream] = 0.0
+    tol = 4 * TOLERANCE[dtype]
+    np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16"))
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
+def test_loss_scaled_16_bit_gradient_does_not_overflow(case, implementation,
+                                                       dtype):
+    # Mixed precision scales the loss (Keras' LossScaleOptimizer starts at
+    # 2**15): upstream * f'(x) is representable, so it must come out so,
+    # not as inf or NaN from an intermediate such as upstream * x.
+    x = rounded(np.concatenate([moderate_inputs(), [-100.0, -30.0, 30.0,
+                                                    100.0]]), dtype)
+    scale = 2.0 ** 15
+    activation = sugar_fn(case, dtype, implementation)
+    _, grad = value_and_gradient(lambda t: activation(t) * scale, x)
+    expected = scale * reference.derivative(*case, x)
+    np.testing.assert_allclose(grad, expected, rtol=4 * TOLERANCE[dtype],
+                               atol=scale * TOLERANCE[dtype])
+
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
