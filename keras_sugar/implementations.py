@@ -16,9 +16,10 @@ They differ only in speed and in what they keep for the backward pass:
   analytic derivative; keeps one tensor, `f'(x)`; first derivatives only.
 - `"custom_gradient"`: forward `relu(x)` and derivative `f'(x)` by each
   backend's own mechanism (`keras_sugar.native`: `jax.custom_jvp`, a
-  `torch.autograd.Function`, `tf.custom_gradient`), so forward-mode
-  autodiff and vectorization work too. Needs the analytic derivative;
-  keeps only `x`.
+  `torch.autograd.Function`, `tf.custom_gradient` around the
+  straight-through value, which TensorFlow's forward mode and
+  `vectorized_map` differentiate), so forward-mode autodiff and
+  vectorization work too. Needs the analytic derivative; keeps only `x`.
 - `"auto"`: the fastest of these on the current backend, as measured by
   `keras-sugar bench`.
 
@@ -43,12 +44,12 @@ from keras_sugar import surrogates
 IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
 
-# Measured with `keras-sugar bench` on a 2-core CPU (table in the README).
-# torch (eager) and JAX: the custom gradient keeps only x for the backward
-# pass (no more memory than ReLU) and was fastest. TensorFlow: the
-# straight-through form was fastest (or tied) under XLA.
+# Measured with `keras-sugar bench` on a 2-core CPU (table in the README):
+# the custom gradient keeps only x for the backward pass (no more memory
+# than ReLU; straight_through keeps f's intermediates, 1.28x ReLU under
+# XLA) and was fastest or tied on every backend.
 _AUTO = {"torch": "custom_gradient", "jax": "custom_gradient",
-         "tensorflow": "straight_through"}
+         "tensorflow": "custom_gradient"}
 _AUTO_DEFAULT = "straight_through"
 
 
@@ -203,7 +204,10 @@ def custom_gradient(x, surrogate, params, negative_only=False,
     return native.relu_with_derivative(
         x, lambda t: _surrogate_derivative(t, surrogate, params,
                                            negative_only, max_value),
-        fused, _capped_forward(max_value))
+        fused, _capped_forward(max_value),
+        traced_forward=functools.partial(
+            straight_through, surrogate=surrogate, params=params,
+            negative_only=negative_only, max_value=max_value))
 
 
 FUNCTIONS = {

@@ -8,8 +8,10 @@ without `setup_context` on PyTorch (no `torch.vmap`, so
 reverse and forward mode and derivatives of every order, and PyTorch a
 `torch.autograd.Function` with `setup_context`, a vmap rule, a forward-mode
 rule and a differentiable backward. TensorFlow keeps Keras' own
-`ops.custom_gradient` (`tf.custom_gradient`), which already does all that
-TensorFlow's autodiff does.
+`ops.custom_gradient` (`tf.custom_gradient`) for reverse mode; its forward
+mode (`ForwardAccumulator`) and `vectorized_map` (pfor) differentiate the
+ops inside instead, so there the forward value is computed in a form whose
+own derivative is the surrogate's (`traced_forward`).
 
 Each function takes the input tensor and `derivative`, a function of the
 input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
@@ -217,7 +219,8 @@ TORCH_FUSED_BACKWARD = {
 }
 
 
-def relu_with_derivative(x, derivative, fused_backward=None, forward=None):
+def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
+                         traced_forward=None):
     """`forward(x)` (default `ops.relu(x)`) whose derivative is
     `derivative(x)`.
 
@@ -232,6 +235,11 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None):
             same values to rounding.
         forward: The forward function, built from `keras.ops` (a capped
             ReLU). Defaults to `ops.relu`.
+        traced_forward: Optional function equal to `forward` bit for bit
+            whose own autodiff gives `derivative` (the straight-through
+            form). TensorFlow computes the forward value with it, for its
+            forward mode and `vectorized_map`; reverse mode still uses
+            `derivative`, keeping only `x`.
 
     Returns:
         `forward(x)`, with the given derivative.
@@ -243,7 +251,7 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None):
     forward = forward or ops.relu
     if backend == "jax":
         return _jax_relu(x, derivative, forward)
-    return _generic_relu(x, derivative, forward)
+    return _generic_relu(x, derivative, traced_forward or forward)
 
 
 def relu_saving_derivative(x, derivative, forward=None):

@@ -20,6 +20,7 @@ from tests.testing import value_and_gradient
 X = np.array([-3.1, -1.2, -0.4, 0.35, 1.3, 2.7], "float32")
 # Implementations that give derivatives of every order on this backend.
 HIGHER_ORDER = ("auto", "straight_through", "custom_gradient")
+IMPLEMENTATIONS = implementations.IMPLEMENTATIONS
 
 
 def second_reference(case, x, h=1e-5):
@@ -52,12 +53,7 @@ def test_multiplicative_refuses_a_second_derivative():
         assert second_derivative(activation, X) is None
 
 
-@pytest.mark.parametrize("implementation", [
-    "auto", "straight_through", "multiplicative",
-    # TensorFlow's forward mode looks through tf.custom_gradient.
-    pytest.param("custom_gradient", marks=pytest.mark.skipif(
-        BACKEND == "tensorflow", reason="tf.custom_gradient has no "
-        "forward mode; auto (straight_through) is used there"))])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
 def test_forward_mode_gives_the_surrogate_derivative(case, implementation):
     activation = SugarReLU(case[0], implementation=implementation, **case[1])
@@ -66,12 +62,7 @@ def test_forward_mode_gives_the_surrogate_derivative(case, implementation):
                                rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("implementation", [
-    "auto", "straight_through", "multiplicative",
-    # TensorFlow's vectorized_map (pfor) drops tf.custom_gradient.
-    pytest.param("custom_gradient", marks=pytest.mark.skipif(
-        BACKEND == "tensorflow", reason="pfor drops tf.custom_gradient; "
-        "auto (straight_through) is used there"))])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_vectorized_map_matches_the_plain_call(implementation):
     activation = SugarReLU("nelu", implementation=implementation)
     x = X.reshape(2, 3)

@@ -25,6 +25,11 @@ def add_arguments(parser):
                         help="Batch of the train-step measurements.")
     parser.add_argument("--json", default=None,
                         help="Also write the results here.")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="torch: time the steps compiled with "
+                        "torch.compile (Keras' jit_compile=True) instead of "
+                        "eager; TensorFlow and JAX are always compiled with "
+                        "XLA.")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch and TensorFlow (JAX's "
                         "CPU backend has no such setting); unset keeps the "

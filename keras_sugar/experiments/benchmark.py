@@ -16,7 +16,7 @@ wider than `NOISY_SPREAD` is flagged as too wide to conclude from.
 This is the one module that imports backend libraries: Keras has no
 backend-agnostic gradient function or memory statistics.
 
-Run: `keras-sugar bench [--quick] [--json out.json]`.
+Run: `keras-sugar bench [--quick] [--torch-compile] [--json out.json]`.
 """
 
 import functools
@@ -30,6 +30,7 @@ from keras import ops
 
 from keras_sugar import implementations
 from keras_sugar.experiments import architectures
+from keras_sugar.experiments import xla_memory
 from keras_sugar.experiments.bench_command import DEFAULTS
 from keras_sugar.activations import SugarReLU
 
@@ -109,8 +110,9 @@ def summarize(seconds, baseline="relu", other="gelu"):
     return summary
 
 
-def _activation_step(activation, x, upstream):
-    """A compiled (TF, JAX) or eager (torch) forward+backward, blocking."""
+def _activation_step(activation, x, upstream, torch_compile=False):
+    """A compiled (TF, JAX; torch with `torch_compile`) or eager (torch)
+    forward+backward, blocking."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -130,6 +132,12 @@ def _activation_step(activation, x, upstream):
             lambda v: (activation(v) * upstream).sum())(t).sum())
         return lambda: float(grad(x))
     if backend == "torch":
+        if torch_compile:
+            import torch
+
+            # Forward and backward compiled together (AOTAutograd).
+            activation = torch.compile(activation)
+
         def step():
             t = x.detach().requires_grad_(True)
             activation(t).backward(upstream)
@@ -188,12 +196,12 @@ def _reference_activation(alpha=1.67):
     return reference
 
 
-def activation_steps(activations, shape):
+def activation_steps(activations, shape, torch_compile=False):
     """`{label: step}`: one forward+backward of each activation alone."""
     rng = np.random.default_rng(0)
     x = ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
     upstream = ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
-    return {label: _activation_step(activation, x, upstream)
+    return {label: _activation_step(activation, x, upstream, torch_compile)
             for label, activation in activations.items()}
 
 
@@ -208,7 +216,7 @@ def build_model(kind, activation, quick):
                              units=512 if not quick else 16)
 
 
-def _batch(model, batch_size):
+def batch(model, batch_size):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch_size,) + model.input_shape[1:]).astype(
         "float32")
@@ -216,24 +224,27 @@ def _batch(model, batch_size):
     return x, y
 
 
-def _compiled(model):
+def _compiled(model, torch_compile=False):
     # jit where Keras compiles by default (XLA on TF and JAX); torch eager,
-    # as most torch users train.
+    # as most torch users train, unless asked (Keras' torch jit_compile is
+    # torch.compile).
     model.compile(optimizer=keras.optimizers.SGD(0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True),
-                  jit_compile=keras.backend.backend() != "torch")
+                  jit_compile=(keras.backend.backend() != "torch"
+                               or torch_compile))
     return model
 
 
-def train_steps(kind, activations, batch_size, quick):
+def train_steps(kind, activations, batch_size, quick, torch_compile=False):
     """`{label: step}`: one `train_on_batch` of the model `kind` built with
     each activation (same seed, same initial weights)."""
     steps = {}
     for label, activation in activations.items():
         keras.utils.set_random_seed(0)
-        model = _compiled(build_model(kind, activation, quick))
-        x, y = _batch(model, batch_size)
+        model = _compiled(build_model(kind, activation, quick),
+                          torch_compile)
+        x, y = batch(model, batch_size)
         steps[label] = functools.partial(model.train_on_batch, x, y)
     return steps
 
@@ -252,12 +263,12 @@ def train_step_memory(kind, activation, batch_size, quick):
     """Bytes a training step needs beyond the weights, where measurable.
 
     JAX: temporary buffers of the compiled forward+backward (XLA memory
-    analysis). torch: bytes autograd saves for the backward pass. TF has no
-    CPU allocator statistics: `None`.
+    analysis). torch: bytes autograd saves for the backward pass.
+    TensorFlow: see `xla_memory`, which measures every variant at once.
     """
     keras.utils.set_random_seed(0)
     model = build_model(kind, activation, quick)
-    x, y = _batch(model, batch_size)
+    x, y = batch(model, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     backend = keras.backend.backend()
     if backend == "jax":
@@ -294,9 +305,18 @@ def train_step_memory(kind, activation, batch_size, quick):
     return None
 
 
+def check_torch_compile(torch_compile):
+    """Refuses `torch_compile` on a backend other than torch."""
+    if torch_compile and keras.backend.backend() != "torch":
+        raise ValueError(
+            f"torch_compile applies to the torch backend; TensorFlow and "
+            f"JAX steps are always compiled with XLA. Received: "
+            f"torch_compile=True on backend '{keras.backend.backend()}'.")
+
+
 def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         batch_size=DEFAULTS["batch_size"], activation_shape=None,
-        threads=None):
+        threads=None, torch_compile=False):
     """Runs every measurement and returns the results as a dict.
 
     Args:
@@ -306,7 +326,11 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         batch_size: Batch of the train-step measurements.
         activation_shape: Tensor shape for the activation alone.
         threads: CPU threads (torch; see `set_threads`), or None.
+        torch_compile: On torch, time the steps compiled with
+            `torch.compile` (Keras' `jit_compile=True`) instead of eager.
+            The first step of each variant compiles (tens of seconds).
     """
+    check_torch_compile(torch_compile)
     repeats = repeats or (3 if quick else 30)
     activation_shape = activation_shape or ((64, 64) if quick
                                             else (64, 64, 32, 32))
@@ -315,6 +339,7 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
     results = {
         "backend": keras.backend.backend(), "keras": keras.__version__,
         "surrogate": surrogate, "repeats": repeats, "threads": threads,
+        "torch_compile": torch_compile,
         "batch_size": batch_size, "activation_shape": list(activation_shape),
         "auto": implementations.resolve(
             "auto", SugarReLU(surrogate).surrogate),
@@ -325,9 +350,12 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
     if surrogate == "bsilu":
         alone[f"reference/{results['backend']}"] = _reference_activation()
     measured = {
-        "activation": activation_steps(alone, activation_shape),
-        "vgg_step": train_steps("vgg", found, batch_size, quick),
-        "mlp_step": train_steps("mlp", found, batch_size, quick),
+        "activation": activation_steps(alone, activation_shape,
+                                       torch_compile),
+        "vgg_step": train_steps("vgg", found, batch_size, quick,
+                                torch_compile),
+        "mlp_step": train_steps("mlp", found, batch_size, quick,
+                                torch_compile),
     }
     rows = results["rows"]
     for measure, steps in measured.items():
@@ -335,9 +363,14 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         summary = summarize(interleaved(steps, repeats, warmup))
         for label, row in summary.items():
             rows.setdefault(label, {})[measure] = row
-    for label, activation in found.items():
-        rows[label]["vgg_memory_bytes"] = train_step_memory(
-            "vgg", activation, batch_size, quick)
+    if results["backend"] == "tensorflow":
+        memory = xla_memory.temp_bytes("vgg", surrogate, batch_size, quick)
+    else:
+        memory = {label: train_step_memory("vgg", activation, batch_size,
+                                           quick)
+                  for label, activation in found.items()}
+    for label, size in memory.items():
+        rows[label]["vgg_memory_bytes"] = size
     return results
 
 
@@ -354,7 +387,7 @@ def format_table(results):
         f"backend={results['backend']} keras={results['keras']} "
         f"surrogate={results['surrogate']} rounds={results['repeats']} "
         f"batch={results['batch_size']} threads={results['threads']} "
-        f"auto={results['auto']}",
+        f"torch_compile={results['torch_compile']} auto={results['auto']}",
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
@@ -395,9 +428,13 @@ def format_table(results):
 
 def main(args):
     """Runs `keras-sugar bench` with the parsed arguments."""
+    try:
+        check_torch_compile(args.torch_compile)
+    except ValueError as error:
+        args.parser.error(str(error))
     results = run(quick=args.quick, surrogate=args.surrogate,
                   repeats=args.repeats, batch_size=args.batch_size,
-                  threads=args.threads)
+                  threads=args.threads, torch_compile=args.torch_compile)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,0 +1,83 @@
+"""What a TensorFlow training step keeps, read from XLA's buffer assignment.
+
+TensorFlow has no allocator statistics on CPU, but a step compiled with
+XLA (`jit_compile=True`, Keras' default on TensorFlow) has one block of
+temporary buffers whose size XLA decides at compile time: the counterpart
+of JAX's `compiled.memory_analysis().temp_size_in_bytes`. XLA reports it
+only in the files it dumps (`--xla_dump_to`), and reads that flag once per
+process, so each measurement runs in a child process of its own.
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+# Names the compiled functions, so that only they are dumped.
+_FUNCTION_PREFIX = "sugar_memory_"
+_TEMP = re.compile(r"^allocation \d+: size (\d+), preallocated-temp:", re.M)
+
+
+def temp_bytes(kind, surrogate, batch_size, quick):
+    """`{label: bytes}`: XLA's temporary buffers of one forward+backward of
+    the benchmark model `kind` with each variant (TensorFlow)."""
+    with tempfile.TemporaryDirectory(prefix="keras-sugar-xla-") as folder:
+        flags = (f"--xla_dump_to={folder} "
+                 f"--xla_dump_hlo_module_re=.*{_FUNCTION_PREFIX}.*")
+        env = dict(os.environ, KERAS_BACKEND="tensorflow",
+                   XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {flags}")
+        request = json.dumps({"kind": kind, "surrogate": surrogate,
+                              "batch_size": batch_size, "quick": quick})
+        subprocess.run([sys.executable, "-m", __name__, request], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(folder, "labels.json")) as f:
+            labels = json.load(f)
+        return {label: _read_temp_bytes(folder, index)
+                for index, label in enumerate(labels)}
+
+
+def _read_temp_bytes(folder, index):
+    pattern = os.path.join(
+        folder, f"*{_FUNCTION_PREFIX}{index}_*after_optimizations-"
+        f"buffer-assignment.txt")
+    found = glob.glob(pattern)
+    if len(found) != 1:
+        raise RuntimeError(
+            f"Expected one XLA buffer assignment matching {pattern}, found "
+            f"{len(found)}: did this TensorFlow's XLA dump its files?")
+    with open(found[0]) as f:
+        return sum(int(size) for size in _TEMP.findall(f.read()))
+
+
+def _compile_each_variant(request, folder):
+    """In the child: compiles one forward+backward per variant."""
+    import keras
+    import tensorflow as tf
+
+    from keras_sugar.experiments import benchmark
+
+    found = benchmark.variants(request["surrogate"])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for index, activation in enumerate(found.values()):
+        keras.utils.set_random_seed(0)
+        model = benchmark.build_model(request["kind"], activation,
+                                      request["quick"])
+        x, y = benchmark.batch(model, request["batch_size"])
+
+        def step(x, y, model=model):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            return tape.gradient(loss, model.trainable_variables)
+
+        step.__name__ = f"{_FUNCTION_PREFIX}{index}"
+        tf.function(step, jit_compile=True)(x, y)
+    with open(os.path.join(folder, "labels.json"), "w") as f:
+        json.dump(list(found), f)
+
+
+if __name__ == "__main__":
+    _dump_to = re.search(r"--xla_dump_to=(\S+)", os.environ["XLA_FLAGS"])
+    _compile_each_variant(json.loads(sys.argv[1]), _dump_to.group(1))
