@@ -367,7 +367,10 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
         [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
          "--model", "mlp", "--epochs", "1000", "--seeds", "1", "--activations",
          "relu", "--quiet", "--out", str(out)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a test run started in the background of a
+        # shell ignores SIGINT, and its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "config.json").exists():
         time.sleep(0.05)

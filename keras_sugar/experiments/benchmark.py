@@ -13,8 +13,9 @@ round's time is divided by ReLU's in the same round, and a ratio is
 reported as the median over rounds with its interquartile spread; a spread
 wider than `NOISY_SPREAD` is flagged as too wide to conclude from.
 
-This is the one module that imports backend libraries: Keras has no
-backend-agnostic gradient function or memory statistics.
+This module and `xla_memory` are the harness's only imports of backend
+libraries: Keras has no backend-agnostic gradient function or memory
+statistics.
 
 Run: `keras-sugar bench [--quick] [--torch-compile] [--json out.json]`.
 """
@@ -29,6 +30,7 @@ import numpy as np
 from keras import ops
 
 from keras_sugar import implementations
+from keras_sugar import native
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import xla_memory
 from keras_sugar.experiments.bench_command import DEFAULTS
@@ -149,10 +151,13 @@ def _activation_step(activation, x, upstream, torch_compile=False):
 
 def _reference_activation(alpha=1.67):
     """SUGAR B-SiLU written in the backend itself, outside Keras: what the
-    activation alone costs without Keras' dispatch."""
+    activation alone costs without Keras' dispatch. On torch, the plainest
+    `autograd.Function` around the package's own backward kernel."""
     backend = keras.backend.backend()
     if backend == "torch":
         import torch
+
+        backward_kernel = native.TORCH_FUSED_BACKWARD["bsilu"]
 
         class ReferenceBSiLU(torch.autograd.Function):
             @staticmethod
@@ -163,9 +168,7 @@ def _reference_activation(alpha=1.67):
             @staticmethod
             def backward(ctx, upstream):
                 (x,) = ctx.saved_tensors
-                s = torch.sigmoid(x)
-                t = 1.0 - s
-                return t.mul_(x + alpha).add_(1.0).mul_(s).mul_(upstream)
+                return backward_kernel(x, upstream, alpha)
 
         return ReferenceBSiLU.apply
     if backend == "jax":
