@@ -30,7 +30,7 @@ def test_quick_benchmark_measures_every_variant():
             low, high = timing["ratio_relu_iqr"]
             assert low <= timing["ratio_relu"] <= high
         if label != reference:
-            assert row["vgg_memory_bytes"] > 0
+            assert row["vgg_memory_bytes"] > 0 and row["mlp_memory_bytes"] > 0
     # ReLU against itself, round by round: exactly 1.
     assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
     table = benchmark.format_table(results)

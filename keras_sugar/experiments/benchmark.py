@@ -2,7 +2,8 @@
 
 Measures, for the current backend: (a) the activation alone, forward and
 backward, on a large tensor; (b) one `train_on_batch` step of a VGG-style
-CNN and of an MLP; (c) what a training step keeps for its backward pass.
+CNN and of an MLP; (c) what a training step of each keeps for its
+backward pass.
 Every SUGAR implementation is measured beside `relu` and `gelu`, and for
 the activation alone beside a reference written in the backend itself
 (B-SiLU, outside Keras), so the cost of going through Keras shows.
@@ -208,6 +209,9 @@ def activation_steps(activations, shape, torch_compile=False):
             for label, activation in activations.items()}
 
 
+MODELS = ("vgg", "mlp")
+
+
 def build_model(kind, activation, quick):
     """The benchmarked models: a no-BN VGG-style CNN (32x32x3) and an MLP."""
     if kind == "vgg":
@@ -366,14 +370,16 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         summary = summarize(interleaved(steps, repeats, warmup))
         for label, row in summary.items():
             rows.setdefault(label, {})[measure] = row
-    if results["backend"] == "tensorflow":
-        memory = xla_memory.temp_bytes("vgg", surrogate, batch_size, quick)
-    else:
-        memory = {label: train_step_memory("vgg", activation, batch_size,
+    for kind in MODELS:
+        if results["backend"] == "tensorflow":
+            memory = xla_memory.temp_bytes(kind, surrogate, batch_size,
                                            quick)
-                  for label, activation in found.items()}
-    for label, size in memory.items():
-        rows[label]["vgg_memory_bytes"] = size
+        else:
+            memory = {label: train_step_memory(kind, activation, batch_size,
+                                               quick)
+                      for label, activation in found.items()}
+        for label, size in memory.items():
+            rows[label][f"{kind}_memory_bytes"] = size
     return results
 
 
@@ -411,16 +417,16 @@ def format_table(results):
                 f"{t['ratio_relu']:>7.2f}x"
                 f"{f'[{low:.2f}, {high:.2f}]':>15}"
                 f"{t['ratio_gelu']:>7.2f}x{flag}")
-    relu_memory = rows["relu"]["vgg_memory_bytes"]
-    gelu_memory = rows["gelu"]["vgg_memory_bytes"]
-    for label, row in rows.items():
-        if "vgg_memory_bytes" not in row:
-            continue
-        memory = row["vgg_memory_bytes"]
-        shown = "n/a" if memory is None else f"{memory / 2**20:.2f} MiB"
-        lines.append(f"{label:<28}{'vgg_memory':<12}{shown:>10}"
-                     f"{_ratio(memory, relu_memory):>8}{'':>15}"
-                     f"{_ratio(memory, gelu_memory):>8}")
+    for kind in MODELS:
+        key = f"{kind}_memory_bytes"
+        for label, row in rows.items():
+            if key not in row:
+                continue
+            memory = row[key]
+            shown = "n/a" if memory is None else f"{memory / 2**20:.2f} MiB"
+            lines.append(f"{label:<28}{kind + '_memory':<12}{shown:>10}"
+                         f"{_ratio(memory, rows['relu'][key]):>8}{'':>15}"
+                         f"{_ratio(memory, rows['gelu'][key]):>8}")
     if noisy:
         lines.append(
             f"! spread wider than {NOISY_SPREAD:.2f}x: too noisy to tell "
