@@ -32,22 +32,10 @@ from keras import ops
 
 from keras_sugar import implementations
 from keras_sugar import native
-from keras_sugar.experiments import architectures
+from keras_sugar.experiments import bench_models
 from keras_sugar.experiments import xla_memory
 from keras_sugar.experiments.bench_command import DEFAULTS
 from keras_sugar.activations import SugarReLU
-
-SUGAR_IMPLEMENTATIONS = ("straight_through", "multiplicative",
-                         "custom_gradient")
-
-
-def variants(surrogate=DEFAULTS["surrogate"]):
-    """Returns `{label: activation}` for every measured variant."""
-    found = {"relu": keras.activations.relu, "gelu": keras.activations.gelu}
-    for name in SUGAR_IMPLEMENTATIONS:
-        found[f"sugar/{name}"] = SugarReLU(surrogate, implementation=name)
-    return found
-
 
 # An interquartile spread of the per-round ratio wider than this (10% of
 # ReLU's time) is too wide to tell a few percent apart.
@@ -209,28 +197,6 @@ def activation_steps(activations, shape, torch_compile=False):
             for label, activation in activations.items()}
 
 
-MODELS = ("vgg", "mlp")
-
-
-def build_model(kind, activation, quick):
-    """The benchmarked models: a no-BN VGG-style CNN (32x32x3) and an MLP."""
-    if kind == "vgg":
-        layout = ([16, 16, "M", 32, 32, "M", 64, 64, "M"] if not quick
-                  else [4, "M", 8])
-        return architectures.vgg((32, 32, 3), 10, activation, layout=layout,
-                                 width=1.0, dense_units=128)
-    return architectures.mlp((784,), 10, activation, depth=4,
-                             units=512 if not quick else 16)
-
-
-def batch(model, batch_size):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch_size,) + model.input_shape[1:]).astype(
-        "float32")
-    y = rng.integers(0, 10, size=(batch_size,)).astype("int32")
-    return x, y
-
-
 def _compiled(model, torch_compile=False):
     # jit where Keras compiles by default (XLA on TF and JAX); torch eager,
     # as most torch users train, unless asked (Keras' torch jit_compile is
@@ -249,9 +215,9 @@ def train_steps(kind, activations, batch_size, quick, torch_compile=False):
     steps = {}
     for label, activation in activations.items():
         keras.utils.set_random_seed(0)
-        model = _compiled(build_model(kind, activation, quick),
-                          torch_compile)
-        x, y = batch(model, batch_size)
+        model = _compiled(
+            bench_models.build_model(kind, activation, quick), torch_compile)
+        x, y = bench_models.batch(model, batch_size)
         steps[label] = functools.partial(model.train_on_batch, x, y)
     return steps
 
@@ -274,8 +240,8 @@ def train_step_memory(kind, activation, batch_size, quick):
     TensorFlow: see `xla_memory`, which measures every variant at once.
     """
     keras.utils.set_random_seed(0)
-    model = build_model(kind, activation, quick)
-    x, y = batch(model, batch_size)
+    model = bench_models.build_model(kind, activation, quick)
+    x, y = bench_models.batch(model, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     backend = keras.backend.backend()
     if backend == "jax":
@@ -352,7 +318,7 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
             "auto", SugarReLU(surrogate).surrogate),
         "rows": {},
     }
-    found = variants(surrogate)
+    found = bench_models.variants(surrogate)
     alone = dict(found)
     if surrogate == "bsilu":
         alone[f"reference/{results['backend']}"] = _reference_activation()
@@ -370,7 +336,7 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         summary = summarize(interleaved(steps, repeats, warmup))
         for label, row in summary.items():
             rows.setdefault(label, {})[measure] = row
-    for kind in MODELS:
+    for kind in bench_models.MODELS:
         if results["backend"] == "tensorflow":
             memory = xla_memory.temp_bytes(kind, surrogate, batch_size,
                                            quick)
@@ -417,7 +383,7 @@ def format_table(results):
                 f"{t['ratio_relu']:>7.2f}x"
                 f"{f'[{low:.2f}, {high:.2f}]':>15}"
                 f"{t['ratio_gelu']:>7.2f}x{flag}")
-    for kind in MODELS:
+    for kind in bench_models.MODELS:
         key = f"{kind}_memory_bytes"
         for label, row in rows.items():
             if key not in row:

@@ -57,15 +57,15 @@ def _compile_each_variant(request, folder):
     import keras
     import tensorflow as tf
 
-    from keras_sugar.experiments import benchmark
+    from keras_sugar.experiments import bench_models
 
-    found = benchmark.variants(request["surrogate"])
+    found = bench_models.variants(request["surrogate"])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     for index, activation in enumerate(found.values()):
         keras.utils.set_random_seed(0)
-        model = benchmark.build_model(request["kind"], activation,
+        model = bench_models.build_model(request["kind"], activation,
                                       request["quick"])
-        x, y = benchmark.batch(model, request["batch_size"])
+        x, y = bench_models.batch(model, request["batch_size"])
 
         def step(x, y, model=model):
             with tf.GradientTape() as tape:
