@@ -9,6 +9,7 @@ import pytest
 from keras_sugar import SugarReLU
 from keras_sugar import implementations
 from keras_sugar.experiments import benchmark
+from keras_sugar.experiments import xla_memory
 from tests.testing import BACKEND
 
 
@@ -88,3 +89,11 @@ def test_torch_compile_times_the_compiled_step_or_is_refused():
         # The step returns the sum of the input's gradient.
         np.testing.assert_allclose(compiled[label](), eager[label](),
                                    rtol=1e-6)
+
+
+def test_tensorflow_memory_failure_shows_the_childs_error():
+    # The measure runs TensorFlow in a child process (on any backend): its
+    # failure must come back with the child's own message.
+    with pytest.raises(RuntimeError, match="(?s)Measuring TensorFlow's "
+                       "memory failed.*Unknown surrogate 'no_such'"):
+        xla_memory.temp_bytes("mlp", "no_such", 8, quick=True)

@@ -5,7 +5,8 @@ XLA (`jit_compile=True`, Keras' default on TensorFlow) has one block of
 temporary buffers whose size XLA decides at compile time: the counterpart
 of JAX's `compiled.memory_analysis().temp_size_in_bytes`. XLA reports it
 only in the files it dumps (`--xla_dump_to`), and reads that flag once per
-process, so each measurement runs in a child process of its own.
+process, so each measurement runs in a child process of its own (which
+imports keras_sugar afresh: built-in surrogates only).
 """
 
 import glob
@@ -31,8 +32,12 @@ def temp_bytes(kind, surrogate, batch_size, quick):
                    XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {flags}")
         request = json.dumps({"kind": kind, "surrogate": surrogate,
                               "batch_size": batch_size, "quick": quick})
-        subprocess.run([sys.executable, "-m", __name__, request], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
+        child = subprocess.run([sys.executable, "-m", __name__, request],
+                               env=env, capture_output=True, text=True)
+        if child.returncode != 0:  # Its log is noise unless it failed.
+            raise RuntimeError(
+                f"Measuring TensorFlow's memory failed (exit "
+                f"{child.returncode}):\n{child.stderr[-4000:]}")
         with open(os.path.join(folder, "labels.json")) as f:
             labels = json.load(f)
         return {label: _read_temp_bytes(folder, index)
