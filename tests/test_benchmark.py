@@ -96,4 +96,4 @@ def test_tensorflow_memory_failure_shows_the_childs_error():
     # failure must come back with the child's own message.
     with pytest.raises(RuntimeError, match="(?s)Measuring TensorFlow's "
                        "memory failed.*Unknown surrogate 'no_such'"):
-        xla_memory.temp_bytes("mlp", "no_such", 8, quick=True)
+        xla_memory.temp_bytes(["mlp"], "no_such", 8, quick=True)

@@ -336,15 +336,16 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         summary = summarize(interleaved(steps, repeats, warmup))
         for label, row in summary.items():
             rows.setdefault(label, {})[measure] = row
-    for kind in bench_models.MODELS:
-        if results["backend"] == "tensorflow":
-            memory = xla_memory.temp_bytes(kind, surrogate, batch_size,
-                                           quick)
-        else:
-            memory = {label: train_step_memory(kind, activation, batch_size,
-                                               quick)
-                      for label, activation in found.items()}
-        for label, size in memory.items():
+    if results["backend"] == "tensorflow":
+        memory = xla_memory.temp_bytes(bench_models.MODELS, surrogate,
+                                       batch_size, quick)
+    else:
+        memory = {kind: {label: train_step_memory(kind, activation,
+                                                  batch_size, quick)
+                         for label, activation in found.items()}
+                  for kind in bench_models.MODELS}
+    for kind, sizes in memory.items():
+        for label, size in sizes.items():
             rows[label][f"{kind}_memory_bytes"] = size
     return results
 

@@ -22,15 +22,16 @@ _FUNCTION_PREFIX = "sugar_memory_"
 _TEMP = re.compile(r"^allocation \d+: size (\d+), preallocated-temp:", re.M)
 
 
-def temp_bytes(kind, surrogate, batch_size, quick):
-    """`{label: bytes}`: XLA's temporary buffers of one forward+backward of
-    the benchmark model `kind` with each variant (TensorFlow)."""
+def temp_bytes(kinds, surrogate, batch_size, quick):
+    """`{kind: {label: bytes}}`: XLA's temporary buffers of one
+    forward+backward of each benchmark model in `kinds` with each variant
+    (TensorFlow), all compiled in one child process."""
     with tempfile.TemporaryDirectory(prefix="keras-sugar-xla-") as folder:
         flags = (f"--xla_dump_to={folder} "
                  f"--xla_dump_hlo_module_re=.*{_FUNCTION_PREFIX}.*")
         env = dict(os.environ, KERAS_BACKEND="tensorflow",
                    XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {flags}")
-        request = json.dumps({"kind": kind, "surrogate": surrogate,
+        request = json.dumps({"kinds": list(kinds), "surrogate": surrogate,
                               "batch_size": batch_size, "quick": quick})
         child = subprocess.run([sys.executable, "-m", __name__, request],
                                env=env, capture_output=True, text=True)
@@ -40,14 +41,19 @@ def temp_bytes(kind, surrogate, batch_size, quick):
                 f"{child.returncode}):\n{child.stderr[-4000:]}")
         with open(os.path.join(folder, "labels.json")) as f:
             labels = json.load(f)
-        return {label: _read_temp_bytes(folder, index)
-                for index, label in enumerate(labels)}
+        return {kind: {label: _read_temp_bytes(folder, _name(kind, index))
+                       for index, label in enumerate(labels)}
+                for kind in kinds}
 
 
-def _read_temp_bytes(folder, index):
+def _name(kind, index):
+    """The compiled function's name for a model and a variant's index."""
+    return f"{_FUNCTION_PREFIX}{kind}_{index}"
+
+
+def _read_temp_bytes(folder, name):
     pattern = os.path.join(
-        folder, f"*{_FUNCTION_PREFIX}{index}_*after_optimizations-"
-        f"buffer-assignment.txt")
+        folder, f"*{name}_*after_optimizations-buffer-assignment.txt")
     found = glob.glob(pattern)
     if len(found) != 1:
         raise RuntimeError(
@@ -58,7 +64,7 @@ def _read_temp_bytes(folder, index):
 
 
 def _compile_each_variant(request, folder):
-    """In the child: compiles one forward+backward per variant."""
+    """In the child: compiles one forward+backward per model and variant."""
     import keras
     import tensorflow as tf
 
@@ -66,19 +72,20 @@ def _compile_each_variant(request, folder):
 
     found = bench_models.variants(request["surrogate"])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    for index, activation in enumerate(found.values()):
-        keras.utils.set_random_seed(0)
-        model = bench_models.build_model(request["kind"], activation,
-                                      request["quick"])
-        x, y = bench_models.batch(model, request["batch_size"])
+    for kind in request["kinds"]:
+        for index, activation in enumerate(found.values()):
+            keras.utils.set_random_seed(0)
+            model = bench_models.build_model(kind, activation,
+                                             request["quick"])
+            x, y = bench_models.batch(model, request["batch_size"])
 
-        def step(x, y, model=model):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            return tape.gradient(loss, model.trainable_variables)
+            def step(x, y, model=model):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, model(x, training=True))
+                return tape.gradient(loss, model.trainable_variables)
 
-        step.__name__ = f"{_FUNCTION_PREFIX}{index}"
-        tf.function(step, jit_compile=True)(x, y)
+            step.__name__ = _name(kind, index)
+            tf.function(step, jit_compile=True)(x, y)
     with open(os.path.join(folder, "labels.json"), "w") as f:
         json.dump(list(found), f)
 
