@@ -246,12 +246,47 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     """
     backend = keras.backend.backend()
     if backend == "torch":
+        if not _torch_may_differentiate(x):
+            # Inference: plain ReLU, at ReLU's cost, and traceable
+            # (`torch.jit.trace`, `torch.onnx.export`).
+            return (forward or _torch_relu)(x)
         return _torch_functions()["exact"].apply(
             x, derivative, fused_backward, forward or _torch_relu)
     forward = forward or ops.relu
     if backend == "jax":
         return _jax_relu(x, derivative, forward)
-    return _generic_relu(x, derivative, traced_forward or forward)
+    if traced_forward is not None and _tensorflow_differentiates_inside(x):
+        forward = traced_forward
+    return _generic_relu(x, derivative, forward)
+
+
+def _torch_may_differentiate(x):
+    """Whether any of PyTorch's autodiff modes can see `x`: reverse mode
+    (grad enabled and `x` requiring grad), forward mode (a dual level),
+    or a `torch.func` transform (a wrapped tensor)."""
+    import torch
+
+    return ((torch.is_grad_enabled() and x.requires_grad)
+            or torch.autograd.forward_ad._current_level >= 0
+            or torch._C._functorch.is_functorch_wrapped_tensor(x))
+
+
+def _tensorflow_differentiates_inside(x):
+    """Whether TensorFlow may differentiate the ops inside a
+    `tf.custom_gradient` rather than use its gradient: a forward-mode
+    `ForwardAccumulator` watching `x`, or the body of a `vectorized_map`
+    (pfor converts each op, losing the custom gradient). Elsewhere
+    (inference, exported graphs, reverse mode) the forward value is plain
+    ReLU, at ReLU's cost."""
+    import tensorflow as tf
+    from tensorflow.python.eager import forwardprop_util
+
+    if forwardprop_util.pack_tangents([x]).tangents:
+        return True
+    # pfor traces the mapped function under this name scope.
+    return (not tf.executing_eagerly()
+            and "loop_body" in tf.compat.v1.get_default_graph()
+            .get_name_scope().split("/"))
 
 
 def relu_saving_derivative(x, derivative, forward=None):
