@@ -22,6 +22,7 @@ _EXPORTS = {
     "dead_unit_report": "keras_sugar.diagnostics",
     "layers": "keras_sugar.layers",
     "sugar_relu": "keras_sugar.activations",
+    "strip_sugar": "keras_sugar.strip",
     "sugarify": "keras_sugar.rewrite",
     "surrogates": "keras_sugar.surrogates",
 }
