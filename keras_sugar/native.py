@@ -298,6 +298,8 @@ def relu_saving_derivative(x, derivative, forward=None):
     """
     backend = keras.backend.backend()
     if backend == "torch":
+        if not _torch_may_differentiate(x):
+            return (forward or _torch_relu)(x)
         return _torch_functions()["saving"].apply(
             x, derivative, forward or _torch_relu)[0]
     if backend == "jax":

@@ -13,6 +13,7 @@ import keras
 from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
+from keras_sugar import relu_sites
 from keras_sugar import rewrite
 from keras_sugar.activations import SugarReLU
 from keras_sugar.activations import sugar_relu
@@ -154,12 +155,42 @@ class _StripFunction:
         strip_config(serialized, _describe(patched))
         with model_graph.rebuilding_own_objects():
             new = keras.saving.deserialize_keras_object(serialized)
+        _check_rebuilt_relus(patched, new)
         # Weights once the clone has called it (building what it builds).
         self.pairs.append((patched.layer, new))
         sites = rewrite.count_sugar_sites(patched.layer)
         self.report.replaced.append(
             (path, f"inside {type(new).__name__}", f"relu x{sites}"))
         return new
+
+
+def _check_rebuilt_relus(patched, rebuilt):
+    """Refuses when the rebuilt layer computes something else than ReLU
+    where the SugarReLUs were: a layer that builds its sublayers itself
+    with GELU (sugarify's `targets=("gelu",)`) rebuilds them with GELU,
+    and only `SugarPatched` can keep a ReLU there."""
+    relus = ("relu", "relu6")
+    found = []
+    for path in patched.sites:
+        if path[-1] == patching.LAYER:
+            continue  # A plain ReLU layer in the rebuilt layer too.
+        sublayer = patching.sublayer_at(rebuilt, tuple(path))
+        if relu_sites.target_of_function(sublayer.activation, relus) is None:
+            found.append(f"{sublayer.name} "
+                         f"({getattr(sublayer.activation, '__name__', '?')})")
+    nodes = model_graph.nodes(rebuilt) if patched.graph_sites else []
+    for index, kind, _ in patched.graph_sites:
+        if kind == "op" and relu_sites.raw_op_target(
+                nodes[index], relus) not in relus:
+            found.append(f"{nodes[index].name} ({type(nodes[index]).__name__})")
+    if found:
+        raise ValueError(
+            f"strip_sugar cannot put Keras' ReLU in {_describe(rebuilt)} "
+            f"at {', '.join(found)}: the layer builds those itself with "
+            f"another activation (sugarify replaced a non-ReLU target "
+            f"there), so without keras_sugar it would compute that "
+            f"activation again. Ship the SUGAR model (its predictions are "
+            f"ReLU's), or rewrite only ReLU targets; nothing was returned.")
 
 
 def _relu_layer_name(relu):

@@ -141,17 +141,32 @@ def test_keras_cv_backbones(name):
 
 
 @pytest.mark.parametrize("name", [
-    "ResNet",
-    pytest.param("MobileNet", marks=pytest.mark.slow),
-    pytest.param("ViT", marks=pytest.mark.slow)])
+    "ResNet", pytest.param("MobileNet", marks=pytest.mark.slow)])
 def test_keras_hub_backbones(name):
     pytest.importorskip("keras_hub")
     model = zoo.keras_hub_backbones()[name]()
-    targets = ("gelu",) if name == "ViT" else ("relu",)
-    # A GELU rewrite changes the forward pass: the plain model predicts as
-    # the SUGAR model (ReLU), not as the GELU original.
-    check_strip(sugarify(model, targets=targets),
-                model if targets == ("relu",) else None)
+    check_strip(sugarify(model), model)
+
+
+def test_keras_hub_transformer_gelus_through_their_config():
+    pytest.importorskip("keras_hub")
+    build, inputs, _ = zoo.transformers()["BERT"]
+    model = sugarify(build(), "nelu", alpha=0.01, targets=("gelu",))
+    plain = strip_sugar(model)
+    assert count_sugar_sites(plain) == 0
+    for key in ("sequence_output", "pooled_output"):
+        np.testing.assert_array_equal(to_numpy(plain(inputs)[key]),
+                                      to_numpy(model(inputs)[key]))
+
+
+def test_a_gelu_a_layer_builds_itself_is_refused():
+    """keras_hub's ViT builds its MLP with GELU itself (the rebuild
+    route): without keras_sugar it would be GELU again."""
+    pytest.importorskip("keras_hub")
+    model = sugarify(zoo.keras_hub_backbones()["ViT"](), targets=("gelu",))
+    with pytest.raises(ValueError, match=r"builds those itself with "
+                       r"another activation.*nothing was returned"):
+        strip_sugar(model)
 
 
 def test_the_same_model_trains_and_ships():
