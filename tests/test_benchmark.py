@@ -22,8 +22,11 @@ def test_quick_benchmark_measures_every_variant():
     assert set(results["rows"]) == variants | {reference}
     assert results["auto"] in implementations.FUNCTIONS
     for label, row in results["rows"].items():
+        inference = ("predict",) + (
+            ("predict_jit",) if BACKEND != "torch" else ()) + (
+            ("serve",) if BACKEND == "tensorflow" else ())
         measures = (("activation",) if label == reference
-                    else ("activation", "vgg_step", "mlp_step"))
+                    else ("activation", "vgg_step", "mlp_step") + inference)
         for measure in measures:
             timing = row[measure]
             assert 0 < timing["min_ms"] <= timing["median_ms"] <= (
@@ -36,6 +39,16 @@ def test_quick_benchmark_measures_every_variant():
     assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
     table = benchmark.format_table(results)
     assert "sugar/custom_gradient" in table and reference in table
+    assert "predict" in table
+    if BACKEND == "tensorflow":
+        # The default converts to ReLU's TFLite operations (fused into the
+        # convolutions); the straight-through form keeps the surrogate.
+        rows = results["rows"]
+        assert rows["sugar/custom_gradient"]["vgg_tflite_ops"] == (
+            rows["relu"]["vgg_tflite_ops"])
+        assert rows["sugar/straight_through"]["vgg_tflite_ops"] > (
+            rows["relu"]["vgg_tflite_ops"])
+        assert "tflite_ops" in table
 
 
 def test_interleaving_rotates_the_order_every_round():

@@ -3,7 +3,9 @@
 Measures, for the current backend: (a) the activation alone, forward and
 backward, on a large tensor; (b) one `train_on_batch` step of a VGG-style
 CNN and of an MLP; (c) what a training step of each keeps for its
-backward pass.
+backward pass; (d) inference of the VGG model: `predict_on_batch`
+uncompiled and compiled, and on TensorFlow the `serve` endpoint of
+`model.export` and the number of TFLite operations it converts to.
 Every SUGAR implementation is measured beside `relu` and `gelu`, and for
 the activation alone beside a reference written in the backend itself
 (B-SiLU, outside Keras), so the cost of going through Keras shows.
@@ -36,6 +38,12 @@ from keras_sugar.experiments import bench_models
 from keras_sugar.experiments import xla_memory
 from keras_sugar.experiments.bench_command import DEFAULTS
 from keras_sugar.activations import SugarReLU
+
+# Timed measures, in the order of the table: the activation alone, VGG and
+# MLP training steps, and VGG inference (`predict_on_batch` without and
+# with compilation; TensorFlow's exported `serve`).
+MEASURES = ("activation", "vgg_step", "mlp_step", "predict", "predict_jit",
+            "serve")
 
 # An interquartile spread of the per-round ratio wider than this (10% of
 # ReLU's time) is too wide to tell a few percent apart.
@@ -222,6 +230,55 @@ def train_steps(kind, activations, batch_size, quick, torch_compile=False):
     return steps
 
 
+def predict_steps(activations, batch_size, quick, jit_compile):
+    """`{label: step}`: one `predict_on_batch` of the VGG model built with
+    each activation: inference, outside any gradient computation."""
+    steps = {}
+    for label, activation in activations.items():
+        keras.utils.set_random_seed(0)
+        model = bench_models.build_model("vgg", activation, quick)
+        model.compile(jit_compile=jit_compile)
+        x, _ = bench_models.batch(model, batch_size)
+        steps[label] = functools.partial(model.predict_on_batch, x)
+    return steps
+
+
+def _exported_models(activations, quick):
+    """TensorFlow: `{label: (keras model, loaded SavedModel)}` of the VGG
+    model exported with `model.export` (its `serve` endpoint)."""
+    import tempfile
+
+    import tensorflow as tf
+
+    exported = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for label, activation in activations.items():
+            keras.utils.set_random_seed(0)
+            model = bench_models.build_model("vgg", activation, quick)
+            path = f"{directory}/{label.replace('/', '_')}"
+            model.export(path, verbose=False)
+            exported[label] = (model, tf.saved_model.load(path))
+    return exported
+
+
+def serve_steps(exported, batch_size):
+    """TensorFlow: `{label: step}`, one call of each exported `serve`."""
+    steps = {}
+    for label, (model, loaded) in exported.items():
+        x, _ = bench_models.batch(model, batch_size)
+        steps[label] = functools.partial(loaded.serve, x)
+    return steps
+
+
+def tflite_ops(model):
+    """The operations of `model` converted to TFLite (TensorFlow)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
 def set_threads(threads):
     """Limits the backend's CPU threads where it can be done at run time
     (torch); TensorFlow and JAX read theirs before starting (see
@@ -329,7 +386,20 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
                                 torch_compile),
         "mlp_step": train_steps("mlp", found, batch_size, quick,
                                 torch_compile),
+        # Inference: eager on torch (graph on TensorFlow, op by op on JAX)
+        # and compiled (XLA; torch.compile with --torch-compile).
+        "predict": predict_steps(found, batch_size, quick,
+                                 jit_compile=False),
     }
+    if results["backend"] != "torch" or torch_compile:
+        measured["predict_jit"] = predict_steps(found, batch_size, quick,
+                                                jit_compile=True)
+    if results["backend"] == "tensorflow":
+        exported = _exported_models(found, quick)
+        measured["serve"] = serve_steps(exported, batch_size)
+        for label, (model, _) in exported.items():
+            results["rows"].setdefault(label, {})["vgg_tflite_ops"] = len(
+                tflite_ops(model))
     rows = results["rows"]
     for measure, steps in measured.items():
         warmup = 2 if measure == "activation" else 3
@@ -370,7 +440,7 @@ def format_table(results):
         f"{'[spread]':>15}{'/gelu':>8}",
     ]
     noisy = []
-    for measure in ("activation", "vgg_step", "mlp_step"):
+    for measure in MEASURES:
         for label, row in rows.items():
             if measure not in row:
                 continue
@@ -394,6 +464,13 @@ def format_table(results):
             lines.append(f"{label:<28}{kind + '_memory':<12}{shown:>10}"
                          f"{_ratio(memory, rows['relu'][key]):>8}{'':>15}"
                          f"{_ratio(memory, rows['gelu'][key]):>8}")
+    for label, row in rows.items():
+        if "vgg_tflite_ops" in row:
+            ops_count = row["vgg_tflite_ops"]
+            lines.append(f"{label:<28}{'tflite_ops':<12}{ops_count:>10}"
+                         f"{_ratio(ops_count, rows['relu']['vgg_tflite_ops']):>8}"
+                         f"{'':>15}"
+                         f"{_ratio(ops_count, rows['gelu']['vgg_tflite_ops']):>8}")
     if noisy:
         lines.append(
             f"! spread wider than {NOISY_SPREAD:.2f}x: too noisy to tell "
