@@ -151,8 +151,9 @@ class SugarReLU:
     def __call__(self, x):
         if isinstance(x, keras.KerasTensor):
             return keras.layers.Activation(self)(x)
-        _check_input(x)
-        x = ops.convert_to_tensor(x)
+        if not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
+            _check_input(x)
+            x = ops.convert_to_tensor(x)
         _check_float(x)
         name = implementations.resolve(self.implementation, self.surrogate)
         return implementations.FUNCTIONS[name](
