@@ -2,11 +2,13 @@
 model across seeds, files written as runs end, resume, argument checks and
 the command line."""
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -17,6 +19,7 @@ from keras_sugar import SugarReLU
 from keras_sugar.experiments import compare
 from keras_sugar.experiments import cli
 from keras_sugar.experiments import datasets
+from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -361,25 +364,90 @@ def test_a_killed_comparison_keeps_its_finished_runs(tmp_path):
     assert len(final) == 6 and final[:len(kept)] == kept
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+# Signs, on the command's output, of three moments of a comparison.
+CTRL_C_MOMENTS = {
+    "start-up": "starting Keras...",  # Printed before Keras is imported.
+    "training": "Epoch 2/1000",  # One epoch trained.
+}
+
+
+@pytest.mark.parametrize("moment", CTRL_C_MOMENTS)
+def test_ctrl_c_says_how_to_resume(tmp_path, moment):
     out = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
-         "--model", "mlp", "--epochs", "1000", "--seeds", "1", "--activations",
-         "relu", "--quiet", "--out", str(out)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # As from a terminal: a test run started in the background of a
-        # shell ignores SIGINT, and its children would inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while time.time() < deadline and not (out / "config.json").exists():
-        time.sleep(0.05)
-    time.sleep(2)  # Into the training.
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130
-    assert "Interrupted. The finished runs are in" in err
-    assert "--resume" in err and "Traceback" not in err
+    lines, seen = [], threading.Event()
+    with open(tmp_path / "stderr", "w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keras_sugar", "compare", "--data",
+             "digits", "--model", "mlp", "--model-kwargs",
+             "depth=1,units=8", "--epochs", "1000", "--seeds", "1",
+             "--activations", "relu", "--progress", "epochs", "--out",
+             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=err_file,
+            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            # As from a terminal: a test run started in the background of
+            # a shell ignores SIGINT, and its children would inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                if CTRL_C_MOMENTS[moment] in line:
+                    seen.set()
+            seen.set()  # The output ended: the assertions below say why.
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            assert seen.wait(timeout=300), "no output for 300 s"
+            assert proc.poll() is None, "".join(lines[-20:])
+            proc.send_signal(signal.SIGINT)
+            status = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:  # Never leave it running.
+                proc.kill()
+                proc.wait()
+    err = (tmp_path / "stderr").read_text()
+    assert status == 130, err[-3000:]
+    assert "Traceback" not in err and "Exception ignored" not in err
+    last = err.strip().splitlines()[-1]
+    if moment == "start-up" and not out.exists():
+        assert last == f"Interrupted before any training; --out {out} is " \
+            f"as it was."
+    else:  # Even at start-up, a slow test machine may see training begin.
+        assert last == (
+            f"Interrupted. Finished runs: 0 of 1, kept in "
+            f"{out / 'runs.jsonl'}: run the same command with --resume to "
+            f"train the rest.")
+        assert (out / "config.json").exists()
+
+
+def test_a_ctrl_c_python_would_drop_still_stops_the_run(monkeypatch):
+    # JAX runs a garbage-collector callback, where Python prints the
+    # KeyboardInterrupt of a Ctrl-C as "Exception ignored" and goes on:
+    # the command records the Ctrl-C instead, and stops at the next batch.
+    data = datasets.load("digits")
+    trainer = compare.Trainer(data, "mlp", "relu", 0.05, 0.9, depth=1,
+                              units=8)
+    batches = []
+
+    def ctrl_c_inside_gc(phase, info):
+        gc.callbacks.remove(ctrl_c_inside_gc)
+        signal.raise_signal(signal.SIGINT)
+
+    def on_train_batch_end(self, batch, logs=None):
+        batches.append(batch)
+        if batch == 1:
+            gc.callbacks.append(ctrl_c_inside_gc)
+            gc.collect()
+
+    monkeypatch.setattr(compare._EpochTimer, "on_train_batch_end",
+                        on_train_batch_end, raising=False)
+    interruption.install()
+    try:
+        with pytest.raises(interruption.Interrupted):
+            trainer.run(0, 3, 64, verbose=0)
+    finally:
+        interruption.uninstall()
+    assert batches == [0, 1]  # Not the 3 epochs of 23 batches.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_the_transformer_compares_gelu_with_sugar_nelu():

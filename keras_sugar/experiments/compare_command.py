@@ -10,6 +10,7 @@ import argparse
 import math
 
 from keras_sugar.experiments import architectures
+from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 
 HELP = ("Train one model with several activations and seeds; print the "
@@ -265,6 +266,17 @@ def settings(args):
         resolved["activations"] = tuple(
             a.strip() for a in resolved["activations"].split(","))
     return resolved
+
+
+def before_keras(args):
+    """From here on a Ctrl-C is recorded and acted on at the next safe
+    point (see `interruption`), Keras' start-up included."""
+    interruption.install()
+    s = args.settings
+    runs = len(s["activations"]) * len(s["seeds"])
+    # Starting Keras takes seconds: say what is coming meanwhile.
+    print(f"compare: {s['model']} on {s['data']}, {runs} run(s) of "
+          f"{s['epochs']} epoch(s); starting Keras...", flush=True)
 
 
 def check(args):
