@@ -265,6 +265,14 @@ def test_bad_data_is_one_line_and_status_2(tmp_path, capsys):
     assert status == 2
     assert "missing ['y_train', 'x_test', 'y_test']" in err
     assert "Traceback" not in err
+    for name in ("cat", "dog"):  # An image folder, one image not one.
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "pets" / name / f"{i}.png").write_bytes(b"torn")
+    status, _, err = _cli(["compare", "--data", str(tmp_path / "pets")],
+                          capsys)
+    assert status == 2 and "Traceback" not in err
+    assert f"{tmp_path / 'pets' / 'cat' / '0.png'} cannot be read" in err
 
 
 def test_a_preset_sets_the_paper_settings_and_flags_override_it(
