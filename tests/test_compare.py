@@ -176,6 +176,8 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (dict(seeds=(1, 1)), r"seeds must be distinct integers"),
     (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
     (dict(activations=()), r"at least one activation"),
+    (dict(activations=("relu", "gelu", "relu")),
+     r"activations must be distinct: 'relu' is repeated"),
     (dict(model="vgg", layout="vgg99"), r"Unknown VGG layout 'vgg99'"),
     (dict(data="nothing.npz"), r"No such data file or folder: nothing.npz"),
 ])
@@ -221,6 +223,8 @@ def _cli(args, capsys):
     (["--preset", "paper-vgg99"], "argument --preset: invalid choice"),
     (["--data", "nowhere/data.npz"], "No such data file or folder"),
     (["--activations", "relu,sugar:nope"], "Unknown surrogate 'nope'"),
+    (["--activations", "relu,gelu,relu"],
+     "--activations 'relu,gelu,relu' repeats 'relu'."),
 ])
 def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     status, out, err = _cli(["compare", *args], capsys)
@@ -248,6 +252,48 @@ def test_out_must_be_a_writable_folder_not_overwritten(tmp_path, capsys):
         status, _, err = _cli(["compare", "--out", str(locked / "r")],
                               capsys)
         assert status == 2 and "cannot write in" in err
+
+
+@pytest.mark.parametrize("config, reason", [
+    ("", "it is empty"), ('{"backend": "ja', "not JSON: Unterminated string"),
+    ("[1, 2]", "not a JSON object of settings but a list")])
+def test_a_torn_config_is_named_with_what_to_do(tmp_path, capsys, config,
+                                                reason):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / results_folder.CONFIG).write_text(config)
+    (folder / results_folder.RUNS).write_text("")
+    status, out, err = _cli(["compare", "--data", "digits", "--out",
+                             str(folder), "--resume"], capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert (f"Cannot resume {folder}: {folder / 'config.json'} cannot be "
+            f"read ({reason}") in err
+    assert "Use --overwrite to start over" in err
+
+
+def test_every_file_of_the_comparison_is_writable_before_training(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(compare.Trainer, "run", None)  # Must not be reached.
+    command = ["compare", "--data", "digits", "--model", "mlp", "--epochs",
+               "1", "--seeds", "1", "--activations", "relu", "--quiet"]
+    folder = tmp_path / "results"
+    (folder / "results.json").mkdir(parents=True)  # Written last.
+    status, out, err = _cli([*command, "--out", str(folder)], capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert (f"{folder / 'results.json'} is a folder, where the comparison "
+            f"writes a file") in err
+    if os.geteuid() == 0:
+        pytest.skip("root may write a read-only file: the rest cannot fail")
+    folder = tmp_path / "done"  # A comparison to resume, or so it says.
+    folder.mkdir()
+    (folder / results_folder.CONFIG).write_text("{}")
+    runs = folder / results_folder.RUNS
+    runs.write_text("")
+    runs.chmod(0o444)
+    status, out, err = _cli([*command, "--out", str(folder), "--resume"],
+                            capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert f"{runs} is read-only. Make it writable" in err
 
 
 def test_bad_data_is_one_line_and_status_2(tmp_path, capsys):

@@ -318,6 +318,10 @@ def prepare(data=DEFAULTS["data"], model=DEFAULTS["model"],
         raise ValueError("activations must name at least one activation "
                          "(the first is the baseline). Received: "
                          "activations=[]")
+    repeated = compare_command.first_repeated(specs)
+    if repeated is not None:
+        raise ValueError(f"activations must be distinct: '{repeated}' is "
+                         f"repeated. Received: activations={specs!r}")
     for spec in specs:
         parse_activation(spec)
     dataset = datasets.load(data)

@@ -268,6 +268,22 @@ def settings(args):
     return resolved
 
 
+def first_repeated(items):
+    """The first item seen twice, or None.
+
+    Example:
+
+    >>> first_repeated(["relu", "gelu", "relu"])
+    'relu'
+    """
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
 def before_keras(args):
     """From here on a Ctrl-C is recorded and acted on at the next safe
     point (see `interruption`), Keras' start-up included."""
@@ -287,6 +303,10 @@ def check(args):
     if not all(args.settings["activations"]):
         raise ValueError(f"--activations '{args.activations}' has an empty "
                          f"item.")
+    repeated = first_repeated(args.settings["activations"])
+    if repeated is not None:
+        raise ValueError(f"--activations '{args.activations}' repeats "
+                         f"'{repeated}'.")
     architectures.check(args.settings["model"], args.settings["model_kwargs"])
     if args.out is not None:
         results_folder.check(args.out, args.overwrite, args.resume)
