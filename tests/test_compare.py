@@ -494,14 +494,19 @@ def test_a_ctrl_c_python_would_drop_still_stops_the_run(monkeypatch):
 
     monkeypatch.setattr(compare._EpochTimer, "on_train_batch_end",
                         on_train_batch_end, raising=False)
-    interruption.install()
+    # As from a terminal (a test run in the background ignores SIGINT).
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with pytest.raises(interruption.Interrupted):
-            trainer.run(0, 3, 64, verbose=0)
+        interruption.install()
+        try:
+            with pytest.raises(interruption.Interrupted):
+                trainer.run(0, 3, 64, verbose=0)
+        finally:
+            interruption.uninstall()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
-        interruption.uninstall()
+        signal.signal(signal.SIGINT, outside)
     assert batches == [0, 1]  # Not the 3 epochs of 23 batches.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_the_transformer_compares_gelu_with_sugar_nelu():
