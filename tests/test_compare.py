@@ -2,11 +2,13 @@
 model across seeds, files written as runs end, resume, argument checks and
 the command line."""
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import keras
@@ -17,6 +19,7 @@ from keras_sugar import SugarReLU
 from keras_sugar.experiments import compare
 from keras_sugar.experiments import cli
 from keras_sugar.experiments import datasets
+from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -173,6 +176,8 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (dict(seeds=(1, 1)), r"seeds must be distinct integers"),
     (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
     (dict(activations=()), r"at least one activation"),
+    (dict(activations=("relu", "gelu", "relu")),
+     r"activations must be distinct: 'relu' is repeated"),
     (dict(model="vgg", layout="vgg99"), r"Unknown VGG layout 'vgg99'"),
     (dict(data="nothing.npz"), r"No such data file or folder: nothing.npz"),
 ])
@@ -218,6 +223,8 @@ def _cli(args, capsys):
     (["--preset", "paper-vgg99"], "argument --preset: invalid choice"),
     (["--data", "nowhere/data.npz"], "No such data file or folder"),
     (["--activations", "relu,sugar:nope"], "Unknown surrogate 'nope'"),
+    (["--activations", "relu,gelu,relu"],
+     "--activations 'relu,gelu,relu' repeats 'relu'."),
 ])
 def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     status, out, err = _cli(["compare", *args], capsys)
@@ -247,6 +254,48 @@ def test_out_must_be_a_writable_folder_not_overwritten(tmp_path, capsys):
         assert status == 2 and "cannot write in" in err
 
 
+@pytest.mark.parametrize("config, reason", [
+    ("", "it is empty"), ('{"backend": "ja', "not JSON: Unterminated string"),
+    ("[1, 2]", "not a JSON object of settings but a list")])
+def test_a_torn_config_is_named_with_what_to_do(tmp_path, capsys, config,
+                                                reason):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / results_folder.CONFIG).write_text(config)
+    (folder / results_folder.RUNS).write_text("")
+    status, out, err = _cli(["compare", "--data", "digits", "--out",
+                             str(folder), "--resume"], capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert (f"Cannot resume {folder}: {folder / 'config.json'} cannot be "
+            f"read ({reason}") in err
+    assert "Use --overwrite to start over" in err
+
+
+def test_every_file_of_the_comparison_is_writable_before_training(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(compare.Trainer, "run", None)  # Must not be reached.
+    command = ["compare", "--data", "digits", "--model", "mlp", "--epochs",
+               "1", "--seeds", "1", "--activations", "relu", "--quiet"]
+    folder = tmp_path / "results"
+    (folder / "results.json").mkdir(parents=True)  # Written last.
+    status, out, err = _cli([*command, "--out", str(folder)], capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert (f"{folder / 'results.json'} is a folder, where the comparison "
+            f"writes a file") in err
+    if os.geteuid() == 0:
+        pytest.skip("root may write a read-only file: the rest cannot fail")
+    folder = tmp_path / "done"  # A comparison to resume, or so it says.
+    folder.mkdir()
+    (folder / results_folder.CONFIG).write_text("{}")
+    runs = folder / results_folder.RUNS
+    runs.write_text("")
+    runs.chmod(0o444)
+    status, out, err = _cli([*command, "--out", str(folder), "--resume"],
+                            capsys)
+    assert status == 2 and "Traceback" not in err and "run 1/" not in out
+    assert f"{runs} is read-only. Make it writable" in err
+
+
 def test_bad_data_is_one_line_and_status_2(tmp_path, capsys):
     path = tmp_path / "bad.npz"
     np.savez(path, x_train=np.zeros((3, 2)), y_train=[0, -1, 1],
@@ -262,6 +311,14 @@ def test_bad_data_is_one_line_and_status_2(tmp_path, capsys):
     assert status == 2
     assert "missing ['y_train', 'x_test', 'y_test']" in err
     assert "Traceback" not in err
+    for name in ("cat", "dog"):  # An image folder, one image not one.
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "pets" / name / f"{i}.png").write_bytes(b"torn")
+    status, _, err = _cli(["compare", "--data", str(tmp_path / "pets")],
+                          capsys)
+    assert status == 2 and "Traceback" not in err
+    assert f"{tmp_path / 'pets' / 'cat' / '0.png'} cannot be read" in err
 
 
 def test_a_preset_sets_the_paper_settings_and_flags_override_it(
@@ -361,25 +418,95 @@ def test_a_killed_comparison_keeps_its_finished_runs(tmp_path):
     assert len(final) == 6 and final[:len(kept)] == kept
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+# Signs, on the command's output, of three moments of a comparison.
+CTRL_C_MOMENTS = {
+    "start-up": "starting Keras...",  # Printed before Keras is imported.
+    "training": "Epoch 2/1000",  # One epoch trained.
+}
+
+
+@pytest.mark.parametrize("moment", CTRL_C_MOMENTS)
+def test_ctrl_c_says_how_to_resume(tmp_path, moment):
     out = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
-         "--model", "mlp", "--epochs", "1000", "--seeds", "1", "--activations",
-         "relu", "--quiet", "--out", str(out)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # As from a terminal: a test run started in the background of a
-        # shell ignores SIGINT, and its children would inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while time.time() < deadline and not (out / "config.json").exists():
-        time.sleep(0.05)
-    time.sleep(2)  # Into the training.
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130
-    assert "Interrupted. The finished runs are in" in err
-    assert "--resume" in err and "Traceback" not in err
+    lines, seen = [], threading.Event()
+    with open(tmp_path / "stderr", "w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keras_sugar", "compare", "--data",
+             "digits", "--model", "mlp", "--model-kwargs",
+             "depth=1,units=8", "--epochs", "1000", "--seeds", "1",
+             "--activations", "relu", "--progress", "epochs", "--out",
+             str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=err_file,
+            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            # As from a terminal: a test run started in the background of
+            # a shell ignores SIGINT, and its children would inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                if CTRL_C_MOMENTS[moment] in line:
+                    seen.set()
+            seen.set()  # The output ended: the assertions below say why.
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            assert seen.wait(timeout=300), "no output for 300 s"
+            assert proc.poll() is None, "".join(lines[-20:])
+            proc.send_signal(signal.SIGINT)
+            status = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:  # Never leave it running.
+                proc.kill()
+                proc.wait()
+    err = (tmp_path / "stderr").read_text()
+    assert status == 130, err[-3000:]
+    assert "Traceback" not in err and "Exception ignored" not in err
+    last = err.strip().splitlines()[-1]
+    if moment == "start-up" and not out.exists():
+        assert last == f"Interrupted before any training; --out {out} is " \
+            f"as it was."
+    else:  # Even at start-up, a slow test machine may see training begin.
+        assert last == (
+            f"Interrupted. Finished runs: 0 of 1, kept in "
+            f"{out / 'runs.jsonl'}: run the same command with --resume to "
+            f"train the rest.")
+        assert (out / "config.json").exists()
+
+
+def test_a_ctrl_c_python_would_drop_still_stops_the_run(monkeypatch):
+    # JAX runs a garbage-collector callback, where Python prints the
+    # KeyboardInterrupt of a Ctrl-C as "Exception ignored" and goes on:
+    # the command records the Ctrl-C instead, and stops at the next batch.
+    data = datasets.load("digits")
+    trainer = compare.Trainer(data, "mlp", "relu", 0.05, 0.9, depth=1,
+                              units=8)
+    batches = []
+
+    def ctrl_c_inside_gc(phase, info):
+        gc.callbacks.remove(ctrl_c_inside_gc)
+        signal.raise_signal(signal.SIGINT)
+
+    def on_train_batch_end(self, batch, logs=None):
+        batches.append(batch)
+        if batch == 1:
+            gc.callbacks.append(ctrl_c_inside_gc)
+            gc.collect()
+
+    monkeypatch.setattr(compare._EpochTimer, "on_train_batch_end",
+                        on_train_batch_end, raising=False)
+    # As from a terminal (a test run in the background ignores SIGINT).
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interruption.install()
+        try:
+            with pytest.raises(interruption.Interrupted):
+                trainer.run(0, 3, 64, verbose=0)
+        finally:
+            interruption.uninstall()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outside)
+    assert batches == [0, 1]  # Not the 3 epochs of 23 batches.
 
 
 def test_the_transformer_compares_gelu_with_sugar_nelu():

@@ -147,6 +147,25 @@ def test_cifar_python_folders_and_archives(tmp_path, version, packed):
     np.testing.assert_array_equal(data.y_test, expected["test"][1])
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_cifar_batches_with_one_missing_are_named(tmp_path, packed):
+    import tarfile
+
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_cifar(folder, 10, np.random.default_rng(0))
+    (folder / "data_batch_5").unlink()
+    (folder / "batches.meta").write_bytes(b"")  # As downloaded.
+    path = folder
+    if packed:
+        path = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            archive.add(folder, arcname=folder.name)
+    with pytest.raises(ValueError, match=(
+            rf"{path.name} holds CIFAR python batches \['data_batch_1', .*"
+            rf"'test_batch'\] but is missing \['data_batch_5'\]")):
+        datasets.load(str(path))
+
+
 def test_an_archive_that_is_not_cifar_is_named(tmp_path):
     import tarfile
 
@@ -220,6 +239,25 @@ def test_image_folder_errors_name_the_file(tmp_path):
         datasets.load(str(tmp_path / "one"))
 
 
+def test_an_image_that_cannot_be_read_is_named(tmp_path):
+    from PIL import Image
+
+    _write_images(tmp_path / "pets", 3)
+    (tmp_path / "pets" / "dog" / "01.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=(
+            r"pets/dog/01.png cannot be read as an image \(not an image file "
+            r"PIL recognizes\): replace or remove it.")):
+        datasets.load(str(tmp_path / "pets"))
+    # Cut short: the header reads, the pixels do not.
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8) + 7).save(
+        tmp_path / "pets" / "dog" / "01.png")
+    whole = (tmp_path / "pets" / "dog" / "01.png").read_bytes()
+    (tmp_path / "pets" / "dog" / "01.png").write_bytes(whole[:80])
+    with pytest.raises(ValueError, match=r"pets/dog/01.png cannot be read "
+                       r"as an image \("):
+        datasets.load(str(tmp_path / "pets"))
+
+
 # --- Checked before any training: errors name the file, array, value. ---
 
 def _npz(tmp_path, **changes):
@@ -251,6 +289,9 @@ def _npz(tmp_path, **changes):
      r"\(4, 1\)"),
     (dict(y_train=np.array(["a", "b", "c", "d"])),
      r"y_train must be integer class labels"),
+    (dict(y_train=np.array([0, 1, 2, 1], dtype=object)),
+     r"data.npz: y_train cannot be read: Object arrays cannot be loaded "
+     r".*save y_train with a numeric dtype"),
 ])
 def test_bad_data_is_refused_naming_file_array_and_value(tmp_path, changes,
                                                          message):

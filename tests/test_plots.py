@@ -59,6 +59,26 @@ def test_command_line_draws_the_figure(tmp_path):
     assert read_png(out).std() > 0.05
 
 
+def test_command_line_creates_the_folder_or_refuses_in_one_line(
+        tmp_path, capsys):
+    from keras_sugar.experiments import cli
+
+    out = tmp_path / "new" / "figures" / "fig.png"
+    assert cli.main(["plot", "--out", str(out), "--surrogates", "elu"]) == 0
+    assert read_png(out).std() > 0.05
+    (tmp_path / "notes.txt").write_text("mine")
+    for bad, message in [
+            (tmp_path / "new", f"--out {tmp_path / 'new'} is a folder"),
+            (tmp_path / "notes.txt" / "fig.png",
+             f"{tmp_path / 'notes.txt'} is a file, not a folder")]:
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["plot", "--out", str(bad)])
+        err = capsys.readouterr().err
+        assert exit.value.code == 2 and message in err
+        assert "Traceback" not in err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_comparison_figure_has_title_bands_and_notes(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from keras_sugar.experiments import comparison_plot

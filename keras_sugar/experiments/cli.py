@@ -12,6 +12,7 @@ import os
 import sys
 
 from keras_sugar import backend_selection
+from keras_sugar.experiments import interruption
 
 # Subcommand name -> the module that declares and runs it.
 COMMANDS = {
@@ -66,6 +67,16 @@ def _reexec_with_backend(backend, argv):
 
 def main(argv=None):
     """Entry point of `keras-sugar` and `python -m keras_sugar`."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # A Ctrl-C no command records for itself.
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    finally:
+        interruption.uninstall()  # For a caller that goes on.
+
+
+def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     command = importlib.import_module(COMMANDS[args.command])

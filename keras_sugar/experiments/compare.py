@@ -21,6 +21,7 @@ from keras_sugar.experiments import architectures
 from keras_sugar.experiments import compare_command
 from keras_sugar.experiments import comparison_table
 from keras_sugar.experiments import datasets
+from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_command import DEFAULTS
 
@@ -71,6 +72,17 @@ class _EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class _StopOnCtrlC(keras.callbacks.Callback):
+    """Ends `fit` at the next batch once a Ctrl-C was recorded (see
+    `interruption`): between two steps, never inside one."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        interruption.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        interruption.check()
 
 
 class _RunProgbar(keras.callbacks.ProgbarLogger):
@@ -150,7 +162,8 @@ class Trainer:
         self.reset(seed)
         data = self.dataset
         timer = _EpochTimer()
-        callbacks = [timer] + ([self._monitor] if self._monitor else [])
+        callbacks = [timer, _StopOnCtrlC()] + (
+            [self._monitor] if self._monitor else [])
         if verbose:
             callbacks.append(_RunProgbar(epochs))
         history = {}
@@ -164,6 +177,7 @@ class Trainer:
                 batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                 shuffle=False, verbose=verbose, callbacks=callbacks,
                 validation_data=(data.x_test, data.y_test)).history
+            interruption.check()  # The dead units were measured last.
             for key, values in logs.items():
                 history.setdefault(key, []).extend(values)
         steady = timer.seconds[1:] or timer.seconds  # The first compiles.
@@ -246,6 +260,7 @@ class Comparison:
             trainer = Trainer(self.dataset, s["model"], spec, s["lr"],
                               s["momentum"], **s["model_kwargs"])
             for seed in [seed for name, seed in todo if name == spec]:
+                interruption.check()
                 progress.begin(spec, seed)
                 result = trainer.run(seed, s["epochs"], s["batch_size"],
                                      verbose)
@@ -303,10 +318,16 @@ def prepare(data=DEFAULTS["data"], model=DEFAULTS["model"],
         raise ValueError("activations must name at least one activation "
                          "(the first is the baseline). Received: "
                          "activations=[]")
+    repeated = compare_command.first_repeated(specs)
+    if repeated is not None:
+        raise ValueError(f"activations must be distinct: '{repeated}' is "
+                         f"repeated. Received: activations={specs!r}")
     for spec in specs:
         parse_activation(spec)
     dataset = datasets.load(data)
+    interruption.check()
     build(model, dataset, parse_activation(specs[0]), **model_kwargs)
+    interruption.check()  # Before anything is written.
     settings = {"data": data, "model": model, "model_kwargs": model_kwargs,
                 "activations": specs, "seeds": list(seeds),
                 "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -367,25 +388,28 @@ def _title(config):
 
 
 def main(args):
-    """Runs `keras-sugar compare` with the parsed and checked arguments."""
+    """Runs `keras-sugar compare` with the parsed and checked arguments.
+
+    A Ctrl-C (recorded since the command started, see `interruption`)
+    stops it at the next safe point with exit status 130, saying what was
+    kept.
+    """
     s = args.settings
+    interruption.install()  # Again: in case importing Keras replaced it.
+    comparison = None
     try:
-        comparison = prepare(
-            s["data"], s["model"], s["activations"], s["seeds"], s["epochs"],
-            s["batch_size"], s["lr"], s["momentum"], args.out, args.resume,
-            args.overwrite, **s["model_kwargs"])
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        args.parser.error(str(error))  # Nothing has trained yet.
-    progress = "runs" if args.quiet else args.progress
-    try:
+        interruption.check()  # A Ctrl-C while Keras started.
+        try:
+            comparison = prepare(
+                s["data"], s["model"], s["activations"], s["seeds"],
+                s["epochs"], s["batch_size"], s["lr"], s["momentum"],
+                args.out, args.resume, args.overwrite, **s["model_kwargs"])
+        except (ValueError, FileNotFoundError, ImportError) as error:
+            args.parser.error(str(error))  # Nothing has trained yet.
+        progress = "runs" if args.quiet else args.progress
         summary, runs = comparison.run(compare_command.PROGRESS[progress])
-    except KeyboardInterrupt:
-        kept = ""
-        if comparison.folder:
-            runs_file = comparison.folder.file(results_folder.RUNS)
-            kept = (f" The finished runs are in {runs_file}: run the same "
-                    f"command with --resume to train the rest.")
-        print(f"\nInterrupted.{kept}", file=sys.stderr)
+    except KeyboardInterrupt:  # `Interrupted`, or one raised before.
+        print(f"\n{_what_was_kept(args, comparison)}", file=sys.stderr)
         raise SystemExit(130) from None
     print(f"\n{s['model']} on {s['data']}, {len(s['seeds'])} seed(s), "
           f"{s['epochs']} epochs, SGD lr={s['lr']} "
@@ -395,3 +419,19 @@ def main(args):
           f"{s['activations'][0]} (same seed, same initial weights), in "
           f"points, with its 95% confidence interval over seeds.")
     return summary
+
+
+def _what_was_kept(args, comparison):
+    if comparison is None:
+        where = f"; --out {args.out} is as it was" if args.out else ""
+        return f"Interrupted before any training{where}."
+    if not comparison.folder:
+        return "Interrupted. Nothing was kept: there is no --out."
+    s = comparison.settings
+    requested = len(s["activations"]) * len(s["seeds"])
+    done = len(_requested(comparison.folder.runs(), s["activations"],
+                          s["seeds"]))
+    runs_file = comparison.folder.file(results_folder.RUNS)
+    return (f"Interrupted. Finished runs: {done} of {requested}, kept in "
+            f"{runs_file}: run the same command with --resume to train the "
+            f"rest.")

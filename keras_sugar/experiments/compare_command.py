@@ -10,6 +10,7 @@ import argparse
 import math
 
 from keras_sugar.experiments import architectures
+from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 
 HELP = ("Train one model with several activations and seeds; print the "
@@ -267,6 +268,33 @@ def settings(args):
     return resolved
 
 
+def first_repeated(items):
+    """The first item seen twice, or None.
+
+    Example:
+
+    >>> first_repeated(["relu", "gelu", "relu"])
+    'relu'
+    """
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
+def before_keras(args):
+    """From here on a Ctrl-C is recorded and acted on at the next safe
+    point (see `interruption`), Keras' start-up included."""
+    interruption.install()
+    s = args.settings
+    runs = len(s["activations"]) * len(s["seeds"])
+    # Starting Keras takes seconds: say what is coming meanwhile.
+    print(f"compare: {s['model']} on {s['data']}, {runs} run(s) of "
+          f"{s['epochs']} epoch(s); starting Keras...", flush=True)
+
+
 def check(args):
     """Checks everything that can be checked before Keras starts, and
     stores the resolved settings in `args.settings` (a ValueError becomes a
@@ -275,6 +303,10 @@ def check(args):
     if not all(args.settings["activations"]):
         raise ValueError(f"--activations '{args.activations}' has an empty "
                          f"item.")
+    repeated = first_repeated(args.settings["activations"])
+    if repeated is not None:
+        raise ValueError(f"--activations '{args.activations}' repeats "
+                         f"'{repeated}'.")
     architectures.check(args.settings["model"], args.settings["model_kwargs"])
     if args.out is not None:
         results_folder.check(args.out, args.overwrite, args.resume)

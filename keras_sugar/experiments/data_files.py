@@ -36,8 +36,10 @@ def load(path):
     if path.endswith((".tar.gz", ".tgz")):
         return from_cifar_archive(path)
     if os.path.isdir(path):
-        if _cifar_layout(_files_in(path)):
+        names = _files_in(path)
+        if _cifar_layout(names):
             return from_cifar_folder(path)
+        _check_not_partial_cifar(path, names)
         return from_folder(path)
     raise ValueError(
         f"Cannot read data file {path}: expected a .npz file, a CIFAR python "
@@ -64,8 +66,19 @@ def from_npz(path):
             raise ValueError(
                 f"{path} is missing {missing}. A data file needs the arrays "
                 f"{list(NPZ_KEYS)}; it has {sorted(arrays.files)}.")
-        data = {key: arrays[key] for key in NPZ_KEYS}
+        data = {key: _npz_array(path, arrays, key) for key in NPZ_KEYS}
     return dict(name=_name(path), source=path, **data)
+
+
+def _npz_array(path, arrays, key):
+    try:
+        return arrays[key]
+    except ValueError as error:  # Object arrays, which need pickle.
+        raise ValueError(
+            f"{path}: {key} cannot be read: {error}. A data file holds "
+            f"arrays of numbers (inputs, and labels as integers or one-hot "
+            f"rows): save {key} with a numeric dtype, e.g. "
+            f"np.asarray({key}, dtype=int).") from None
 
 
 def _files_in(path):
@@ -78,6 +91,20 @@ def _cifar_layout(names):
         if set(layout["train"] + layout["test"]) <= names:
             return layout
     return None
+
+
+def _check_not_partial_cifar(path, names):
+    """Refuses CIFAR batches with some missing, naming those. (`names` are
+    files: `train/` and `test/` folders are splits of images.)"""
+    for layout in (CIFAR10, CIFAR100):
+        needed = layout["train"] + layout["test"]
+        found = [name for name in needed if name in names]
+        if found:
+            missing = [name for name in needed if name not in names]
+            raise ValueError(
+                f"{path} holds CIFAR python batches {found} but is missing "
+                f"{missing}: a CIFAR python folder or archive needs all of "
+                f"{needed}.")
 
 
 def _read_cifar(path, layout, open_member):
@@ -125,6 +152,7 @@ def from_cifar_archive(path):
                    if m.isfile()}
         layout = _cifar_layout(set(members))
         if layout is None:
+            _check_not_partial_cifar(path, set(members))
             raise ValueError(
                 f"{path} is not a CIFAR python archive: it needs "
                 f"{CIFAR10['train'] + CIFAR10['test']} (CIFAR-10) or "
@@ -148,17 +176,25 @@ def _image_files(folder):
 
 def _read_images(files, classes, size):
     import keras
+    from PIL import UnidentifiedImageError  # Keras reads images with PIL.
 
     images = []
     for file, label in files:
-        image = keras.utils.load_img(file, color_mode="rgb")
+        try:
+            image = keras.utils.load_img(file, color_mode="rgb")
+            pixels = np.asarray(image, dtype=np.uint8)  # Decodes it all.
+        except OSError as error:  # PIL's errors for what is not an image.
+            reason = ("not an image file PIL recognizes"
+                      if isinstance(error, UnidentifiedImageError) else error)
+            raise ValueError(f"{file} cannot be read as an image ({reason}): "
+                             f"replace or remove it.") from None
         size = size or image.size
         if image.size != size:
             raise ValueError(
                 f"{file} is {image.size[0]}x{image.size[1]} pixels but the "
                 f"other images are {size[0]}x{size[1]}: resize them to one "
                 f"size first.")
-        images.append(np.asarray(image, dtype=np.uint8))
+        images.append(pixels)
     return np.stack(images), np.array([label for _, label in files]), size
 
 

@@ -22,9 +22,11 @@ SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
 def check(path, overwrite=False, resume=False):
     """Fails, before any training, on a folder that cannot take results.
 
-    Refuses a path that is a file, a folder that cannot be written, and a
+    Refuses a path that is a file, a folder that cannot be written, a
     folder that already holds a comparison unless `overwrite` (start over)
-    or `resume` (keep its finished runs) is given.
+    or `resume` (keep its finished runs) is given, a `config.json` that
+    cannot be read back to resume, and any of `OUTPUTS` already there that
+    could not be written when the time comes (a folder, a read-only file).
 
     Raises:
         ValueError: naming the path and what to do.
@@ -44,6 +46,44 @@ def check(path, overwrite=False, resume=False):
             f"--out {path} already holds a comparison ({CONFIG}/{RUNS}). "
             f"Add --resume to keep its finished runs and run the rest, or "
             f"--overwrite to start over.")
+    for name in OUTPUTS:
+        file = os.path.join(path, name)
+        if os.path.isdir(file):
+            raise ValueError(f"--out {path}: {file} is a folder, where the "
+                             f"comparison writes a file. Move it away, or "
+                             f"use another --out.")
+        # --overwrite removes these files first: the folder's permission
+        # is what counts then, checked above.
+        if (not overwrite and os.path.exists(file)
+                and not os.access(file, os.W_OK)):
+            raise ValueError(f"--out {path}: {file} is read-only. Make it "
+                             f"writable, or use another --out.")
+    if resume and os.path.exists(os.path.join(path, CONFIG)):
+        read_config(path)
+
+
+def read_config(path):
+    """The settings saved in `path`'s `config.json`.
+
+    Raises:
+        ValueError: naming the file, when it is not a JSON object (cut
+            short, emptied, or not a comparison's).
+    """
+    file = os.path.join(path, CONFIG)
+    with open(file) as f:
+        text = f.read()
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        reason = "it is empty" if not text.strip() else f"not JSON: {error}"
+    else:
+        if isinstance(config, dict):
+            return config
+        reason = f"not a JSON object of settings but a {type(config).__name__}"
+    raise ValueError(
+        f"Cannot resume {path}: {file} cannot be read ({reason}), so the "
+        f"settings of its runs are unknown. Use --overwrite to start over "
+        f"(its runs are then removed), or another --out.")
 
 
 def has_results(path):
@@ -92,8 +132,7 @@ class ResultsFolder:
                 f"Cannot resume {self.path}: it has {RUNS} but not the "
                 f"{CONFIG} that says which settings made them. Use another "
                 f"--out, or --overwrite.")
-        with open(self.file(CONFIG)) as f:
-            saved = json.load(f)
+        saved = read_config(self.path)
         config = json.loads(json.dumps(config))  # Tuples read as lists.
         differ = [f"{key}: {saved.get(key)!r} on disk, {config.get(key)!r} "
                   f"now" for key in SAME_ON_RESUME
