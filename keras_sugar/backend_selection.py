@@ -42,9 +42,10 @@ def choose(requested=None):
 
     Args:
         requested: A backend the user asked for (e.g. `--backend`), or
-            None to keep the configured one, or, when that is TensorFlow
-            (Keras' default) and TensorFlow is not installed, to use the
-            first installed of JAX and PyTorch.
+            None to keep the configured one (`KERAS_BACKEND`, else
+            keras.json, else Keras' default TensorFlow), or, when that
+            comes from keras.json or the default and is not installed,
+            to use the first installed of TensorFlow, JAX and PyTorch.
 
     Returns:
         The backend Keras will use, or None if Keras is already imported
@@ -67,9 +68,13 @@ def choose(requested=None):
         os.environ["KERAS_BACKEND"] = requested
         return requested
     backend = _configured() or "tensorflow"
-    if backend != "tensorflow" or is_installed("tensorflow"):
+    # KERAS_BACKEND is the user's own choice: kept, even if missing. A
+    # keras.json backend may have been written by another environment
+    # (Keras writes the one it first ran with), so one that is not
+    # installed here gives way to an installed one.
+    if os.environ.get("KERAS_BACKEND") or is_installed(backend):
         return backend
-    for candidate in ("jax", "torch"):
+    for candidate in BACKENDS:
         if is_installed(candidate):
             os.environ["KERAS_BACKEND"] = candidate
             return candidate

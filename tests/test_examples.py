@@ -17,10 +17,16 @@ def run(script, *args):
     return proc.stdout
 
 
-def test_quickstart_trains():
+def test_quickstart_trains_rewrites_revives_and_ships():
     out = run("quickstart.py")
     first, last = out.split("train loss ")[1].split(",")[0].split(" -> ")
     assert float(last) < float(first)
+    assert "2 site(s) replaced, same predictions: True" in out
+    assert "strip_sugar: same predictions: True" in out
+    # Dead ReLU units get no gradient; SUGAR brings some back.
+    assert "relu: dead units 100% -> 100%" in out
+    revived = out.split("sugar: dead units 100% -> ")[1].split("%")[0]
+    assert int(revived) < 100
 
 
 @pytest.mark.parametrize("library", ["cv", "hub"])

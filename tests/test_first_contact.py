@@ -71,6 +71,20 @@ def test_import_without_tensorflow_picks_an_installed_backend(tmp_path):
     assert proc.stdout.split()[-1] == "jax"  # The first installed one.
 
 
+def test_a_keras_json_backend_not_installed_gives_way(tmp_path):
+    # Keras writes keras.json with the backend it first ran with, maybe
+    # in another environment.
+    (tmp_path / "keras_home").mkdir()
+    (tmp_path / "keras_home" / "keras.json").write_text(
+        '{"backend": "jax"}')
+    proc = run_without(("jax",), [
+        sys.executable, "-c",
+        "import keras_sugar, keras; print(keras.backend.backend())"],
+        tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == "tensorflow"  # The first installed.
+
+
 def test_command_without_tensorflow_runs_on_an_installed_backend(tmp_path):
     out = tmp_path / "s.png"
     proc = run_without(("tensorflow",), [
