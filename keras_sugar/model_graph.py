@@ -38,6 +38,20 @@ def nodes(model):
     return list(model.operations)
 
 
+def new_inputs(model):
+    """New `keras.Input`s in the structure of `model.input`, each shaped,
+    typed and named as the `InputLayer` it stands for. (`clone_model`
+    names them after their tensors: `keras_tensor_3` for an input made
+    without a name, whose layer is `input_layer`.)"""
+    def like(tensor):
+        layer = tensor._keras_history.operation
+        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype,
+                           sparse=tensor.sparse, name=layer.name,
+                           optional=getattr(layer, "optional", False))
+
+    return keras.tree.map_structure(like, model.input)
+
+
 def children(layer):
     """Direct sublayers of `layer` (Keras tracks them as attributes)."""
     return layer._flatten_layers(include_self=False, recursive=False)
