@@ -49,11 +49,20 @@ def check_rewrite(model, tmp_path, targets=("relu",), surrogate="bsilu"):
     # Weights carried over; ReLU -> SUGAR keeps predictions exactly.
     for old, new_w in zip(weights_before, new.get_weights()):
         np.testing.assert_array_equal(old, new_w)
+    y_new_plain = to_numpy(new(x))
     y_new, grad_new = value_and_gradient(new, x)
     if report.changes_forward:
-        assert not np.array_equal(y_new, y_before)
+        assert not np.array_equal(y_new_plain, y_before)
     else:
-        np.testing.assert_array_equal(y_new, y_before)
+        # Plain calls of both models: bit for bit.
+        np.testing.assert_array_equal(y_new_plain, y_before)
+        # The value computed under a gradient comes from another program:
+        # on JAX a recurrent layer's scan becomes a forward loop that also
+        # keeps what the backward pass needs (for SUGAR, the surrogate's
+        # derivative), and XLA may fuse or contract that loop body
+        # differently on some CPUs (1 ulp seen on an AMD EPYC). Equal to
+        # float32 rounding, not bit for bit.
+        np.testing.assert_allclose(y_new, y_before, rtol=1e-6, atol=1e-7)
     # The backward pass changed where there was something to replace.
     assert np.isfinite(grad_new).all()
     if report.replaced:
@@ -67,7 +76,7 @@ def check_rewrite(model, tmp_path, targets=("relu",), surrogate="bsilu"):
     # Saved and loaded, the model keeps its SUGAR activations.
     restored = save_and_load(new, tmp_path)
     assert count_sugar_sites(restored) == count_sugar_sites(new)
-    np.testing.assert_array_equal(to_numpy(restored(x)), y_new)
+    np.testing.assert_array_equal(to_numpy(restored(x)), y_new_plain)
     # And it trains.
     new.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
     loss = new.train_on_batch(x, np.zeros_like(y_new))
@@ -361,6 +370,7 @@ def test_wrapped_recurrent_and_function_relus_are_rewritten(name, tmp_path):
     x = sample(new)
     y_new, grad_new = value_and_gradient(new, x)
     y_direct, grad_direct = value_and_gradient(direct, x)
+    # Like with like: the same program, both under a gradient.
     np.testing.assert_array_equal(y_new, y_direct)
     np.testing.assert_allclose(grad_new, grad_direct, rtol=1e-6, atol=1e-7)
 
