@@ -63,9 +63,11 @@ class SugarifyReport:
         unreachable: `Site`s that may hold a target activation the rewrite
             cannot reach (e.g. `ops.relu` inside a custom layer's `call`).
         already_sugar: `Site`s that held a `SugarReLU` already and keep
-            it (the default, `existing="keep"`); with `existing="replace"`
+            it (the default, `existing="keep"`). With `existing="replace"`
             they are in `replaced` instead (noting what they held), but
-            for capped ones inside custom layers, which keep theirs.
+            for those swapped in place (inside custom layers, or anywhere
+            on the rebuild route) that are capped or already the new
+            activation.
         route: `"clone"` or `"rebuild"` (see `ROUTES`).
         route_reason: Why the route was chosen.
         changes_forward: True when a non-ReLU target (GELU, SiLU) is
@@ -174,9 +176,8 @@ class Plan:
         """`relu_sites.config_sites` of `layer` for this plan: with
         `existing="replace"`, a `SugarReLU` there is a site too (of
         `"relu"`, or `"relu6"` when capped)."""
-        for key_path, names, owner, key, target in relu_sites.config_sites(
-                layer, self.targets, replace_sugar=self.replaces_existing):
-            yield key_path, names, owner, key, target
+        return relu_sites.config_sites(
+            layer, self.targets, replace_sugar=self.replaces_existing)
 
     @property
     def replaces_existing(self):
