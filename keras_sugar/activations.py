@@ -36,6 +36,23 @@ def _check_float(x):
         )
 
 
+def check_not_called_on_a_tensor(surrogate):
+    """`activation=SugarReLU` (the class, not an instance) makes a layer
+    call the class on its output: say that an instance is needed, rather
+    than that a tensor names no surrogate."""
+    if isinstance(surrogate, (str, surrogates.Surrogate)):
+        return
+    if ops.is_tensor(surrogate) or isinstance(
+            surrogate, (np.ndarray, keras.KerasTensor)):
+        dtype = keras.backend.standardize_dtype(surrogate.dtype)
+        raise TypeError(
+            f"SugarReLU was given as the class where an activation goes, so "
+            f"the layer called the class on its output: an instance is "
+            f"needed, activation=SugarReLU() (or SugarReLU(\"elu\"), any "
+            f"surrogate). Received: the class SugarReLU called on a tensor "
+            f"of shape {tuple(surrogate.shape)}, {dtype}")
+
+
 def _check_negative_only(negative_only):
     if not isinstance(negative_only, bool):
         raise TypeError(
@@ -56,6 +73,9 @@ def _check_max_value(max_value):
     return float(max_value)
 
 
+# Registered so that `activation=sugar_relu` saves by name and loads (safe
+# mode included) wherever keras_sugar is imported, as Keras' own do.
+@keras.saving.register_keras_serializable(package="keras_sugar")
 def sugar_relu(x, surrogate="bsilu", negative_only=False,
                implementation="auto", max_value=None, **params):
     """ReLU whose backward pass uses the derivative of a smooth surrogate.
@@ -139,6 +159,7 @@ class SugarReLU:
 
     def __init__(self, surrogate="bsilu", *, negative_only=False,
                  implementation="auto", max_value=None, **params):
+        check_not_called_on_a_tensor(surrogate)
         self.surrogate = surrogates.get(surrogate)
         self.params = self.surrogate.resolve_params(params)
         _check_negative_only(negative_only)

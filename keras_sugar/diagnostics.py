@@ -2,7 +2,9 @@
 
 A unit (a channel of a convolution, a neuron of a dense layer: the last
 axis) is dead when its rectified output is zero for every example of the
-probe data. Sparsity is the fraction of zero outputs. Both are read from
+probe data. A layer called more than once (shared) is measured as one
+layer over all its calls: its unit is dead when zero for every example of
+every call. Sparsity is the fraction of zero outputs. Both are read from
 forward values, which plain ReLU and SugarReLU compute identically, so the
 same model reports the same numbers before it is trained either way.
 """
@@ -31,25 +33,27 @@ def _rectifies(op):
 
 
 def rectified_sites(model, prefix=""):
-    """Returns `[(path, tensor_or_model)]` for the rectified outputs.
+    """Returns `[(path, layer_or_model, tensors)]` for the rectified outputs.
 
     Covers inline activations (`Dense(activation=relu)`), `Activation`
     layers, plain `ReLU` layers, `SugarReLU` in any form and raw `relu` ops
-    (entries with a symbolic output tensor), and nested functional or
-    Sequential models holding any of those (entries with the model).
-    Layers called more than once have no single output and are left out.
+    (entries with their symbolic output tensors), and nested functional or
+    Sequential models holding any of those (entries with the model and
+    the inputs it is called on). `tensors` has one entry per call: a
+    shared layer (or model) called several times is one site.
     """
     sites = []
     for op in model_graph.nodes(model):
-        if (isinstance(op, keras.layers.InputLayer)
-                or model_graph.call_count(op) != 1):
+        if isinstance(op, keras.layers.InputLayer):
             continue
         path = model_graph.join(prefix, op.name)
+        calls = model_graph.calls(model, op)
         if model_graph.is_graph_model(op):
             if rectified_sites(op):
-                sites.append((path, op))
+                sites.append((path, op, [call.input_tensors
+                                         for call in calls]))
         elif _rectifies(op):
-            sites.append((path, op.output))
+            sites.append((path, op, [call.outputs[0] for call in calls]))
     return sites
 
 
@@ -62,33 +66,54 @@ class _Probe:
                 f"Dead-unit measurement needs a built functional or "
                 f"Sequential model. Received: {type(model).__name__} "
                 f"(built={getattr(model, 'built', None)}).")
-        self.layer_names, self.nested, outputs = [], [], []
-        for path, target in rectified_sites(model, prefix):
-            if isinstance(target, keras.layers.Layer):
-                # Feed the nested model its input, then probe inside it.
-                self.nested.append((len(outputs), _Probe(target, path)))
-                outputs.append(target.input)
+        # Per measured layer, the positions of its outputs (one per call)
+        # among the probe's; per nested model, its probe and the positions
+        # of its inputs at each call.
+        self.layer_names, self._positions, self.nested = [], [], []
+        outputs = []
+        for path, target, tensors in rectified_sites(model, prefix):
+            if model_graph.is_graph_model(target):
+                calls = []
+                for inputs in tensors:
+                    calls.append(range(len(outputs),
+                                       len(outputs) + len(inputs)))
+                    outputs += inputs
+                self.nested.append((_Probe(target, path), calls))
             else:
                 self.layer_names.append(path)
-                outputs.append(target)
-        for _, probe in self.nested:
+                self._positions.append(
+                    range(len(outputs), len(outputs) + len(tensors)))
+                outputs += tensors
+        for probe, _ in self.nested:
             self.layer_names += probe.layer_names
         if not self.layer_names:
-            raise ValueError(
-                f"Model '{model.name}' has no rectified units (ReLU or "
-                f"SugarReLU outputs) to measure: nothing can be dead.")
-        self._fn = keras.Model(model.inputs, outputs)
+            raise _no_rectified_units(model)
+        # The model's own input structure, so that a batch is taken as
+        # `predict` takes it (and Keras has no structure to warn about).
+        self.input = model_graph.graph_inputs(model)
+        self._fn = keras.Model(self.input, outputs)
 
     def __call__(self, batch):
+        """Per measured layer, the list of its outputs (one per call)."""
         # predict_on_batch: compiled like predict(), no gradients, numpy out.
         values = self._fn.predict_on_batch(batch)
         if not isinstance(values, (list, tuple)):
             values = [values]
-        nested = {index for index, _ in self.nested}
-        results = [v for i, v in enumerate(values) if i not in nested]
-        for index, probe in self.nested:
-            results += probe(values[index])
+        results = [[values[i] for i in positions]
+                   for positions in self._positions]
+        for probe, calls in self.nested:
+            per_call = [probe(keras.tree.pack_sequence_as(
+                probe.input, [values[i] for i in positions]))
+                for positions in calls]
+            results += [sum((call[k] for call in per_call), [])
+                        for k in range(len(probe.layer_names))]
         return results
+
+
+def _no_rectified_units(model):
+    return ValueError(
+        f"Model '{model.name}' has no rectified units (ReLU or SugarReLU "
+        f"outputs) to measure: nothing can be dead.")
 
 
 class DeadUnitStats:
@@ -101,8 +126,9 @@ class DeadUnitStats:
         self.counts = [0] * len(names)
 
     def update(self, outputs):
-        for i, out in enumerate(outputs):
-            out = out.reshape(-1, out.shape[-1])
+        """Adds a batch: per layer, its outputs (one array per call)."""
+        for i, calls in enumerate(outputs):
+            out = np.concatenate([a.reshape(-1, a.shape[-1]) for a in calls])
             active = np.any(out != 0, axis=0)
             self.active[i] = active if self.active[i] is None else (
                 self.active[i] | active)
@@ -147,6 +173,12 @@ def _check_probe(model, data):
             f"np.concatenate([x for x, _ in dataset.take(4)]).")
     if len(model.inputs) == 1 and isinstance(data, (list, tuple)):
         data = np.asarray(data)  # One input given as nested lists.
+    names = [tensor.name for tensor in model.inputs]
+    if (isinstance(data, dict) and not isinstance(
+            model_graph.graph_inputs(model), dict) and set(names) <= set(data)):
+        # Keyed by input names, as `predict` takes it: in the model's order.
+        data = [data[name] for name in names]
+        data = data[0] if len(data) == 1 else data
     arrays = keras.tree.flatten(data)
     if not arrays or len(arrays[0]) == 0:
         raise ValueError("The probe data is empty: at least one example is "
@@ -196,13 +228,17 @@ def dead_unit_report(model, data, batch_size=256):
 
     Args:
         model: A built functional or Sequential model.
-        data: Probe inputs (an array, or the structure the model takes).
+        data: Probe inputs, in any structure `predict` takes: an array, a
+            list or tuple in the order of `model.inputs`, a dict keyed by
+            input names.
         batch_size: Examples per forward pass. Defaults to `256`.
 
     Returns:
         A list of dicts, one per rectified layer, with keys `layer`,
-        `units`, `dead`, `dead_fraction` and `sparsity`; the last entry has
-        `layer="total"` and covers all rectified units.
+        `units`, `dead`, `dead_fraction` and `sparsity`; a shared layer
+        is one entry, measured over all its calls (a unit is dead when
+        zero at every call). The last entry has `layer="total"` and covers
+        all rectified units.
 
     Example:
 
@@ -226,8 +262,15 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     extra forward pass over the probe per measurement; training itself is
     not changed (works with `jit_compile=True` and on every backend).
 
+    A shared layer is one layer, measured over all its calls (see
+    `dead_unit_report`). A model without rectified units fails in
+    `on_train_begin`, before any batch, and so does bad probe data for a
+    model with inputs (a `Sequential` without an `Input` gets its probe at
+    the first measurement).
+
     Args:
-        probe: Inputs to measure on (e.g. `x_val[:512]`).
+        probe: Inputs to measure on (e.g. `x_val[:512]`), in any structure
+            `predict` takes.
         every_n_batches: Measure every N training batches as well as at the
             end of each epoch. Defaults to `None` (epoch ends only).
         per_layer: Also log one value per layer. Defaults to `True`.
@@ -270,18 +313,23 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         _check_model(self.model)
         self._probe = None
+        # Bad probe data or nothing to measure fail here, before any batch.
+        if self.model.built:
+            self._build_probe()
+        elif not any(_rectifies(layer)
+                     for layer in model_graph.descendants(self.model)):
+            raise _no_rectified_units(self.model)
         # Keras hands the epoch logs to callbacks in list order: run first,
         # so CSVLogger and EarlyStopping(monitor="dead_units") listed
         # before this callback still see its values.
         model_graph.move_to_front_of_calling_list(self)
 
     def _measure(self, batch, logs):
-        # Built at the first measurement, not at train begin: a Sequential
-        # model without an Input only gets its inputs during the first
-        # training step (on TensorFlow).
+        # A Sequential model without an Input only gets its inputs during
+        # the first training step (on TensorFlow): its probe is built at
+        # the first measurement.
         if self._probe is None:
-            self.probe_data = _check_probe(self.model, self.probe_data)
-            self._probe = _Probe(self.model)
+            self._build_probe()
         stats = measure(self.model, self.probe_data, self.batch_size,
                         self._probe)
         totals = stats.totals()
@@ -292,6 +340,10 @@ class DeadUnitMonitor(keras.callbacks.Callback):
             if self.per_layer:
                 for row in stats.layers():
                     logs[f"dead_units/{row['layer']}"] = row["dead_fraction"]
+
+    def _build_probe(self):
+        self.probe_data = _check_probe(self.model, self.probe_data)
+        self._probe = _Probe(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

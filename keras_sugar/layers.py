@@ -41,6 +41,7 @@ class SugarReLU(keras.layers.Layer):
 
     def __init__(self, surrogate="bsilu", negative_only=False,
                  implementation="auto", max_value=None, **kwargs):
+        activations.check_not_called_on_a_tensor(surrogate)
         surrogate = surrogates.get(surrogate)
         params = {k: kwargs.pop(k) for k in list(kwargs)
                   if k in surrogate.defaults}

@@ -14,6 +14,7 @@ sugarify report and the dead-unit report use the same paths.
 import sys
 
 import keras
+from keras.src.ops.function import make_node_key
 from keras.src.saving import serialization_lib
 
 # Layers from other packages (keras_cv, keras_hub, user code) build their
@@ -36,6 +37,20 @@ def nodes(model):
     if isinstance(model, keras.Sequential):
         return list(model.layers) if model.built else []
     return list(model.operations)
+
+
+def new_inputs(model):
+    """New `keras.Input`s in the structure of `model.input`, each shaped,
+    typed and named as the `InputLayer` it stands for. (`clone_model`
+    names them after their tensors: `keras_tensor_3` for an input made
+    without a name, whose layer is `input_layer`.)"""
+    def like(tensor):
+        layer = tensor._keras_history.operation
+        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype,
+                           sparse=tensor.sparse, name=layer.name,
+                           optional=getattr(layer, "optional", False))
+
+    return keras.tree.map_structure(like, graph_inputs(model))
 
 
 def children(layer):
@@ -72,10 +87,25 @@ def replace_sublayer(parent, name, new):
             tracker.lock()  # Keeps Keras' own message.
 
 
-def call_count(layer):
-    """How many times `layer` was called while building the graph: a layer
-    called more than once (shared) has no single output tensor."""
-    return len(layer._inbound_nodes)
+def graph_inputs(model):
+    """A built graph model's own input tensors, in the structure it takes
+    (`model.input` is, for a `Sequential` called in another model, the
+    input of that call)."""
+    graph = model._functional if isinstance(model, keras.Sequential) else (
+        model)
+    return graph._inputs_struct
+
+
+def calls(model, layer):
+    """The calls of `layer` in the graph of `model` (Keras' `Node`s, with
+    `input_tensors` and `outputs`), in order: one for most layers, one per
+    call for a shared layer; a call in another model's graph is not
+    one of them."""
+    graph = model._functional if isinstance(model, keras.Sequential) else (
+        model)
+    keys = getattr(graph, "_nodes", None)
+    return [node for index, node in enumerate(layer._inbound_nodes)
+            if keys is None or make_node_key(layer, index) in keys]
 
 
 def is_core_keras(obj):

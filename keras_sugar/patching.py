@@ -123,7 +123,8 @@ def _clone_with_graph_sites(model, graph_sites):
             else keras.layers.Activation(activation,
                                          name=f"sugar_{node.name}"))
     return keras.models.clone_model(
-        model, clone_function=lambda op: replacements.get(id(op), op))
+        model, input_tensors=model_graph.new_inputs(model),
+        clone_function=lambda op: replacements.get(id(op), op))
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar")

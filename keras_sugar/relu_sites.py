@@ -6,6 +6,8 @@ measure): activation functions, `ReLU` layers and raw op nodes.
 
 import keras
 
+from keras_sugar.activations import SugarReLU
+
 # Activation functions and raw-op class names per target. `ops.relu` makes
 # `Relu` nodes; `keras.activations.relu` on a symbolic tensor makes `ReLU`.
 # `keras.ops.relu` is a function of its own (`Dense(activation=ops.relu)`).
@@ -68,6 +70,12 @@ def cap(site):
     return float(getattr(site, "max_value", None) or 6.0)
 
 
+def sugar_target(activation):
+    """The target a `SugarReLU` computes forward: `"relu6"` when capped,
+    `"relu"` otherwise."""
+    return "relu" if activation.max_value is None else "relu6"
+
+
 def relu_layer_target(relu, targets):
     """The target a `ReLU` layer or op is, if among `targets`: `"relu"`
     when plain, `"relu6"` when capped; None otherwise (a slope or a
@@ -116,11 +124,13 @@ def nested_layers(layer):
     return {}
 
 
-def config_sites(layer, targets, key_path=(), names=()):
+def config_sites(layer, targets, key_path=(), names=(),
+                 replace_sugar=False):
     """Yields `(key_path, names, owner, attribute, target)` for every target
     activation a layer holds in its config: its own `activation` or
     `recurrent_activation`, and those of the sublayers it serializes
-    (`nested_layers`). `key_path` leads through the config to the value
+    (`nested_layers`); with `replace_sugar`, every `SugarReLU` there too
+    (see `sugar_target`). `key_path` leads through the config to the value
     (e.g. `("layer", "config", "activation")` for `TimeDistributed(Dense)`),
     `names` are the sublayer names on the way, for reports, and `owner` the
     (sub)layer holding the `attribute`.
@@ -135,11 +145,14 @@ def config_sites(layer, targets, key_path=(), names=()):
     config = layer.get_config()
     for key in ACTIVATION_KEYS:
         function = getattr(layer, key, None)
-        target = (target_of_function(function, targets)
-                  if callable(function) else None)
+        if replace_sugar and isinstance(function, SugarReLU):
+            target = sugar_target(function)
+        else:
+            target = (target_of_function(function, targets)
+                      if callable(function) else None)
         if target and key in config:
             yield key_path + (key,), names, layer, key, target
     for key, sublayer in nested_layers(layer).items():
         yield from config_sites(sublayer, targets,
                                 key_path + (key, "config"),
-                                names + (sublayer.name,))
+                                names + (sublayer.name,), replace_sugar)

@@ -28,22 +28,7 @@ def count_sugar_sites(model):
     (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
     layer only.
     """
-    return _count_sugar_sites(model, (), set())
-
-
-def _count_sugar_sites(layer, inherited, seen):
-    count = 0
-    for child in model_graph.children(layer):
-        if id(child) in seen:
-            continue  # A shared layer.
-        seen.add(id(child))
-        held = [] if isinstance(child, keras.layers.RNN) else [
-            getattr(child, key, None) for key in relu_sites.ACTIVATION_KEYS]
-        own = [a for a in held if isinstance(a, SugarReLU)
-               and not any(a is b for b in inherited)]
-        count += len(own) + _count_sugar_sites(child, inherited + tuple(own),
-                                               seen)
-    return count
+    return sum(1 for _ in rewrite_plan.sugar_holders(model))
 
 
 def _check_reloads(model, expected):
@@ -70,8 +55,24 @@ class _CloneFunction:
     def __init__(self, plan):
         self.plan = plan
         self.pairs = []
+        self.clones = {}  # Keeps shared layers shared, at every depth.
+
+    def clone(self, model):
+        """Clones a graph model (the one rewritten, or one nested in it),
+        its inputs keeping their names."""
+        inputs = (None if isinstance(model, keras.Sequential)
+                  else model_graph.new_inputs(model))
+        return keras.models.clone_model(model, input_tensors=inputs,
+                                        clone_function=self)
 
     def __call__(self, layer):
+        if id(layer) not in self.clones:
+            self.clones[id(layer)] = (
+                self.clone(layer) if model_graph.is_graph_model(layer)
+                else self._clone_layer(layer))
+        return self.clones[id(layer)]
+
+    def _clone_layer(self, layer):
         plan = self.plan
         action, activation = plan.actions.get(id(layer), (None, None))
         if not isinstance(layer, keras.layers.Layer):
@@ -104,8 +105,7 @@ class _CloneFunction:
 def _apply_clone(plan):
     clone_function = _CloneFunction(plan)
     with model_graph.rebuilding_own_objects():
-        new_model = keras.models.clone_model(
-            plan.model, clone_function=clone_function, recursive=True)
+        new_model = clone_function.clone(plan.model)
     for old, new in clone_function.pairs:
         if old.weights:
             new.set_weights(old.get_weights())
@@ -115,16 +115,14 @@ def _apply_clone(plan):
 def _apply_rebuild(plan):
     model, rebuilt = plan.model, plan.rebuilt
     rebuilt.set_weights(model.get_weights())
-    inputs = keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype,
-                              name=t.name), model.input)
+    inputs = model_graph.new_inputs(model)
     outputs = patching.SugarPatched(
         rebuilt, plan.rebuilt_sites, plan.activation,
         graph_sites=plan.graph_sites, name=model.name)(inputs)
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def _check_arguments(model, targets, dry_run):
+def _check_arguments(model, targets, dry_run, existing):
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(
             f"sugarify takes a Keras model. Received: model={model!r} "
@@ -142,6 +140,11 @@ def _check_arguments(model, targets, dry_run):
         raise TypeError(
             f"sugarify's dry_run must be True or False. Received: "
             f"dry_run={dry_run!r}")
+    if not isinstance(existing, str) or existing not in rewrite_plan.EXISTING:
+        raise ValueError(
+            f"sugarify's existing says what to do with the SugarReLUs the "
+            f"model holds already: one of {list(rewrite_plan.EXISTING)}. "
+            f"Received: existing={existing!r}")
     if isinstance(targets, str):
         targets = (targets,)
     if not isinstance(targets, (tuple, list)):
@@ -159,8 +162,8 @@ def _check_arguments(model, targets, dry_run):
 
 
 def sugarify(model, surrogate="bsilu", *, targets=("relu",),
-             negative_only=False, implementation="auto", dry_run=False,
-             **params):
+             negative_only=False, implementation="auto", existing="keep",
+             dry_run=False, **params):
     """Returns a copy of `model` whose target activations use SUGAR.
 
     For `targets=("relu",)` (the default) the new model's predictions equal
@@ -177,7 +180,14 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     when `"relu6"` is a target, and otherwise kept exactly and reported,
     as are `ReLU` layers with a `negative_slope` or `threshold`.
     Subclassed Backbones (keras_cv, keras_hub) come back as plain
-    functional models so that the rewrite survives saving.
+    functional models so that the rewrite survives saving. Inputs keep
+    their names.
+
+    SugarReLUs the model holds already (placed by hand, or by an earlier
+    `sugarify`) are kept as they are and listed in the report's
+    `already_sugar`, so `sugarify(sugarify(model))` predicts as `model`;
+    `existing="replace"` puts the new activation there too (a capped one
+    keeps its cap), listing them in `replaced`.
 
     Args:
         model: A functional or `Sequential` Keras model.
@@ -188,6 +198,9 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
             `"gelu"`, `"silu"`. Defaults to `("relu",)`.
         negative_only: See `SugarReLU`. Defaults to `False`.
         implementation: See `SugarReLU`. Defaults to `"auto"`.
+        existing: `"keep"` the SugarReLUs the model holds already, or
+            `"replace"` them with the new activation. Defaults to
+            `"keep"`.
         dry_run: Only plan: return the report of what would change and by
             which route, without building anything. Defaults to `False`.
         **params: The surrogate's parameters, e.g. `alpha=0.01`.
@@ -212,16 +225,19 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     >>> sugarify(model, dry_run=True).route
     'clone'
     """
-    targets = _check_arguments(model, targets, dry_run)
+    targets = _check_arguments(model, targets, dry_run, existing)
     activation = SugarReLU(surrogate, negative_only=negative_only,
                            implementation=implementation, **params)
-    plan = rewrite_plan.plan(model, activation, targets)
+    plan = rewrite_plan.plan(model, activation, targets, existing)
     if dry_run:
         return plan.report
     if plan.route == "clone":
         new_model = _apply_clone(plan)
     else:
         new_model = _apply_rebuild(plan)
-    _check_reloads(new_model, len(plan.report.replaced))
+    # What the rewrite must keep: the sites it replaced and the SugarReLUs
+    # it left as they were.
+    _check_reloads(new_model, len(plan.report.replaced)
+                   + len(plan.report.already_sugar))
     new_model.sugar_report = plan.report
     return new_model

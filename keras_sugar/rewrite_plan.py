@@ -19,6 +19,7 @@ import re
 
 import keras
 
+from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import relu_sites
@@ -61,6 +62,12 @@ class SugarifyReport:
             `ReLU(max_value=6)`), with the reason.
         unreachable: `Site`s that may hold a target activation the rewrite
             cannot reach (e.g. `ops.relu` inside a custom layer's `call`).
+        already_sugar: `Site`s that held a `SugarReLU` already and keep
+            it (the default, `existing="keep"`). With `existing="replace"`
+            they are in `replaced` instead (noting what they held), but
+            for those swapped in place (inside custom layers, or anywhere
+            on the rebuild route) that are capped or already the new
+            activation.
         route: `"clone"` or `"rebuild"` (see `ROUTES`).
         route_reason: Why the route was chosen.
         changes_forward: True when a non-ReLU target (GELU, SiLU) is
@@ -73,6 +80,7 @@ class SugarifyReport:
         self.replaced = []
         self.skipped = []
         self.unreachable = []
+        self.already_sugar = []
         self.route = "clone"
         self.route_reason = "every layer's config round-trips"
 
@@ -89,6 +97,7 @@ class SugarifyReport:
                  f" (targets: {', '.join(self.targets)})",
                  f"  route: {ROUTES[self.route]} ({self.route_reason})"]
         sections = [("replaced", self.replaced),
+                    ("already SUGAR (kept)", self.already_sugar),
                     ("left unchanged", self.skipped),
                     ("NOT reachable", self.unreachable)]
         for title, sites in sections:
@@ -135,10 +144,14 @@ class Plan:
             to replace in a copy of that graph (see `SugarPatched`).
     """
 
-    def __init__(self, model, activation, targets):
+    def __init__(self, model, activation, targets, existing="keep"):
         self.model = model
         self.activation = activation
         self.targets = targets
+        self.existing = existing
+        # `(id(holder), attribute)` of the SugarReLUs the rewrite replaces
+        # through a config or a graph node (see `_existing_sites`).
+        self.replaced_holders = set()
         self.report = SugarifyReport(repr(activation), targets)
         self.actions = {}
         self.config_paths = {}
@@ -159,10 +172,34 @@ class Plan:
         return SugarReLU.from_config({**self.activation.get_config(),
                                       "max_value": relu_sites.cap(site)})
 
+    def config_sites(self, layer):
+        """`relu_sites.config_sites` of `layer` for this plan: with
+        `existing="replace"`, a `SugarReLU` there is a site too (of
+        `"relu"`, or `"relu6"` when capped)."""
+        return relu_sites.config_sites(
+            layer, self.targets, replace_sugar=self.replaces_existing)
 
-def _matches(targets):
-    return lambda function: relu_sites.target_of_function(
-        function, targets) is not None
+    @property
+    def replaces_existing(self):
+        return self.existing == "replace"
+
+    def replaces_inside(self, activation):
+        """Whether a `SugarReLU` that a custom layer builds itself is
+        replaced: with `existing="replace"`, when uncapped (sublayers are
+        swapped with one activation) and not already the new one (as
+        sublayers holding what their parent's rewritten config passes
+        on)."""
+        return (self.replaces_existing and isinstance(activation, SugarReLU)
+                and activation.max_value is None
+                and activation != self.activation)
+
+    def inner_target(self, function):
+        """The target of a sublayer's activation for the in-place swap
+        (see `_inner_sites`), or None."""
+        if self.replaces_inside(function):
+            return "relu"
+        return relu_sites.target_of_function(
+            function, tuple(t for t in self.targets if t in _PATCHABLE))
 
 
 # A custom layer's inner sites are swapped with one activation (see
@@ -191,14 +228,14 @@ def _inner_sites(layer, path, form, plan, handled=()):
     layers; others cannot be reached); returns their positions (see
     `patching.SugarPatched`)."""
     targets = plan.targets
-    patchable = tuple(t for t in targets if t in _PATCHABLE)
     sites = []
     for indices, names, sublayer in patching.activation_sites(
-            layer, _matches(patchable)):
+            layer, lambda function: plan.inner_target(function) is not None):
         sites.append(indices)
         plan.report.replaced.append(Site(
             model_graph.join(path, names), form,
-            relu_sites.target_of_function(sublayer.activation, targets)))
+            plan.inner_target(sublayer.activation),
+            _was(sublayer.activation)))
     swapped = set()
     if "relu" in targets:
         for indices, names, relu in patching.relu_layer_sites(layer):
@@ -234,6 +271,11 @@ def _inner_sites(layer, path, form, plan, handled=()):
 
 
 _RELU6_HINT = " (targets=('relu', 'relu6') rewrites capped ReLUs too)"
+
+
+def _was(activation):
+    """The note of a site that held a SugarReLU and is replaced."""
+    return f"was {activation!r}" if isinstance(activation, SugarReLU) else ""
 
 
 def _plan_op(op, path, plan):
@@ -275,6 +317,15 @@ def _plan_lambda(layer, path, plan):
 
 def _plan_layer(layer, path, plan, rebuilt):
     report = plan.report
+    if isinstance(layer, sugar_layers.SugarReLU):
+        if plan.replaces_existing:
+            target = relu_sites.sugar_target(layer.activation)
+            report.replaced.append(Site(path, "SugarReLU layer", target,
+                                        _was(layer.activation)))
+            plan.actions[id(layer)] = (
+                "relu_layer", plan.activation_for(target, layer.activation))
+            plan.replaced_holders.add((id(layer), "activation"))
+        return
     if isinstance(layer, keras.layers.ReLU):
         target = relu_sites.relu_layer_target(layer, plan.targets)
         if target:
@@ -294,12 +345,18 @@ def _plan_layer(layer, path, plan, rebuilt):
         _plan_lambda(layer, path, plan)
         return
     entries = []
-    for key_path, names, owner, key, target in relu_sites.config_sites(
-            layer, plan.targets):
+    for key_path, names, owner, key, target in plan.config_sites(layer):
         site_path = (model_graph.join(path, "/".join(names)) if names
                      else path)
-        report.replaced.append(Site(site_path, _form(owner, key), target))
-        entries.append((key_path, plan.activation_for(target)))
+        held = getattr(owner, key)
+        report.replaced.append(Site(site_path, _form(owner, key), target,
+                                    _was(held)))
+        if isinstance(held, SugarReLU):
+            # A recurrent layer's activations are its cell's.
+            holder = (owner.cell if isinstance(owner, keras.layers.RNN)
+                      else owner)
+            plan.replaced_holders.add((id(holder), key))
+        entries.append((key_path, plan.activation_for(target, held)))
     if entries:
         plan.actions[id(layer)] = ("config", None)
         plan.config_paths[id(layer)] = entries
@@ -346,8 +403,8 @@ def set_activations(config, entries):
 
 
 def _config_entries(layer, plan):
-    return [(site[0], plan.activation_for(site[-1]))
-            for site in relu_sites.config_sites(layer, plan.targets)]
+    return [(key_path, plan.activation_for(target, getattr(owner, key)))
+            for key_path, _, owner, key, target in plan.config_sites(layer)]
 
 
 def _rebuild_custom_layers(model, plan, rebuilt, seen):
@@ -406,23 +463,93 @@ def _plan_rebuild(model, plan):
                                       plan, handled)
 
 
-def plan(model, activation, targets):
+def sugar_holders(layer, names=(), inside=False, inherited=(), seen=None):
+    """Yields `(names, holder, attribute, activation, inside)` for every
+    `SugarReLU` anywhere in `layer`.
+
+    Each is yielded once, on the layer that holds it: a recurrent layer's
+    on its cell, and one a layer passes on to the sublayers it builds
+    (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
+    layer only. `names` are the layer names from `layer` down (a path, see
+    `keras_sugar.model_graph`); `inside` tells a sublayer that a custom
+    layer of a model's graph builds itself.
+    """
+    seen = set() if seen is None else seen
+    for child in model_graph.children(layer):
+        if id(child) in seen:
+            continue  # A shared layer.
+        seen.add(id(child))
+        held = () if isinstance(child, keras.layers.RNN) else [
+            (key, getattr(child, key, None))
+            for key in relu_sites.ACTIVATION_KEYS]
+        own = [(key, a) for key, a in held if isinstance(a, SugarReLU)
+               and not any(a is b for b in inherited)]
+        child_names = names + (child.name,)
+        for key, activation in own:
+            yield child_names, child, key, activation, inside
+        # The sublayers a custom node of a graph builds itself.
+        child_inside = inside or (model_graph.is_graph_model(layer)
+                                  and not model_graph.is_graph_model(child)
+                                  and not model_graph.is_core_keras(child))
+        yield from sugar_holders(
+            child, child_names, child_inside,
+            inherited + tuple(a for _, a in own), seen)
+
+
+def _holder_form(holder, key, inside):
+    if inside:
+        return "inside custom layer"
+    if isinstance(holder, sugar_layers.SugarReLU):
+        return "SugarReLU layer"
+    return _form(holder, key)
+
+
+def _existing_sites(walked, plan, rebuilt=False):
+    """Lists, as kept, the SugarReLUs of `walked` (the model, or its rebuilt
+    copy on the rebuild route) that the rewrite leaves as they are: every
+    one by default; with `existing="replace"` those neither replaced
+    through a config or graph node nor swapped inside a custom layer."""
+    for names, holder, key, activation, within in sugar_holders(
+            walked, inside=rebuilt):
+        if ((id(holder), key) in plan.replaced_holders
+                or within and plan.replaces_inside(activation)):
+            continue
+        note = f"{activation!r}, kept"
+        if plan.replaces_existing:
+            note += (" (the new activation already)"
+                     if activation == plan.activation else
+                     " (capped, and swapped in place: only uncapped ones "
+                     "are)")
+        form = ("in place (rebuilt)" if rebuilt
+                else _holder_form(holder, key, within))
+        plan.report.already_sugar.append(Site(
+            "/".join(names), form,
+            relu_sites.sugar_target(activation), note))
+
+
+EXISTING = ("keep", "replace")
+
+
+def plan(model, activation, targets, existing="keep"):
     """Plans the rewrite of `model`'s `targets` to `activation`.
 
     Args:
         model: A functional or `Sequential` model (checked by the caller).
         activation: The `SugarReLU` to put in.
         targets: Tuple of target names (checked by the caller).
+        existing: What to do with the SugarReLUs `model` holds already, one
+            of `EXISTING` (checked by the caller). Defaults to `"keep"`.
 
     Returns:
         A `Plan`; `plan.report` says what will change and by which route.
     """
-    result = Plan(model, activation, targets)
+    result = Plan(model, activation, targets, existing)
     rebuilt = {}
     failure = _rebuild_custom_layers(model, result, rebuilt, set())
     paths = model_graph.node_paths(model)
     if failure is None:
         _plan_clone(model, result, paths, rebuilt, set())
+        _existing_sites(model, result)
         return result
     layer, reason = failure
     result.report.route = "rebuild"
@@ -431,4 +558,6 @@ def plan(model, activation, targets):
         f"({type(layer).__name__}) does not round-trip through its config, "
         f"so a layer-by-layer clone would not reload: {reason}")
     _plan_rebuild(model, result)
+    # Every sublayer of the rebuilt model is swapped in place.
+    _existing_sites(result.rebuilt, result, rebuilt=True)
     return result

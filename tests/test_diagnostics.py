@@ -3,6 +3,7 @@ and SUGAR revives units that ReLU leaves dead."""
 
 import csv
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -150,13 +151,15 @@ def test_every_form_is_measured_including_nested_models():
     # The two raw ops get automatic names, numbered by what ran before.
     assert re.fullmatch(r"relu(_\d+)?", names[0]), names
     assert re.fullmatch(r"re_lu(_\d+)?", names[1]), names
-    assert names[2:] == ["act", "inner/inner_dense", "inner/inner_relu",
-                         "total"]
+    # The shared layer is one layer, measured over its two calls.
+    assert names[2:] == ["shared", "act", "inner/inner_dense",
+                         "inner/inner_relu", "total"]
     sugar_names = [r["layer"] for r in dead_unit_report(sugarify(model), x)]
     assert len(sugar_names) == len(names)
     # sugarify's report names the same layers by the same paths.
     replaced = {site.path for site in sugarify(model).sugar_report.replaced}
-    assert {"act", "inner/inner_dense", "inner/inner_relu"} <= replaced
+    assert {"shared", "act", "inner/inner_dense",
+            "inner/inner_relu"} <= replaced
 
 
 def test_conv_units_are_channels():
@@ -240,3 +243,108 @@ class TestBadInput:
     def test_bad_frequency(self):
         with pytest.raises(ValueError, match="every_n_batches=0"):
             DeadUnitMonitor(np.ones((2, 8)), every_n_batches=0)
+
+
+def shared_layer_model():
+    """The shared `sh` (4 units, called twice) and a `head`. On negative
+    inputs, unit 0 of `sh` is zero at the first call and active at the
+    second, units 1 and 3 the other way round, unit 2 zero at both."""
+    inputs = keras.Input((4,))
+    sh = keras.layers.Dense(4, activation="relu", name="sh")
+    outputs = keras.layers.Dense(3, activation="relu", name="head")(
+        sh(sh(inputs)))
+    model = keras.Model(inputs, outputs)
+    kernel = np.tile(np.array([1.0, -1.0, 0.0, -1.0], "float32"), (4, 1))
+    bias = np.array([0.0, 0.0, -1.0, 0.0], "float32")
+    sh.set_weights([kernel, bias])
+    return model, kernel, bias
+
+
+def test_a_shared_layer_is_one_layer_measured_over_all_its_calls():
+    model, kernel, bias = shared_layer_model()
+    x = -np.abs(np.random.default_rng(0).normal(size=(16, 4))).astype(
+        "float32")
+    rows = dead_unit_report(model, x, batch_size=5)
+    assert [row["layer"] for row in rows] == ["sh", "head", "total"]
+    first = np.maximum(x @ kernel + bias, 0.0)
+    second = np.maximum(first @ kernel + bias, 0.0)
+    # Per call, 3 and 3 units would be dead; over both calls only unit 2.
+    assert np.all(first[:, [0, 2]] == 0) and np.all(second[:, 1:] == 0)
+    both = np.concatenate([first, second])
+    assert rows[0]["units"] == 4 and rows[0]["dead"] == 1
+    assert rows[0]["sparsity"] == np.count_nonzero(both == 0) / both.size
+    assert rows[-1]["units"] == 7
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    history = model.fit(x, np.zeros((16, 3)), verbose=0,
+                        callbacks=[DeadUnitMonitor(x)])
+    assert history.history["dead_units/sh"] == [0.25]
+
+
+def two_input_model(dict_inputs=False):
+    za, ab = keras.Input((4,), name="za"), keras.Input((3,), name="ab")
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(
+        keras.layers.Concatenate()([za, ab]))
+    outputs = keras.layers.Dense(1, name="out")(hidden)
+    inputs = {"za": za, "ab": ab} if dict_inputs else [za, ab]
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("dict_inputs", [False, True],
+                         ids=["list_inputs", "dict_inputs"])
+@pytest.mark.parametrize("structure", ["list", "tuple", "dict"])
+def test_every_input_structure_predict_takes(dict_inputs, structure):
+    model = two_input_model(dict_inputs)
+    rng = np.random.default_rng(0)
+    xa = rng.normal(size=(12, 4)).astype("float32")
+    xb = rng.normal(size=(12, 3)).astype("float32")
+    probe = {"list": [xa, xb], "tuple": (xa, xb),
+             "dict": {"za": xa, "ab": xb}}[structure]
+    if dict_inputs and structure != "dict":
+        pytest.skip("a model taking a dict is given a dict")
+    model.predict(probe, verbose=0)  # What predict takes...
+    kernel, bias = model.get_layer("hidden").get_weights()
+    hidden = np.maximum(np.concatenate([xa, xb], axis=1) @ kernel + bias, 0)
+    rows = dead_unit_report(model, probe, batch_size=5)  # ...is measured.
+    assert rows[0]["sparsity"] == np.count_nonzero(hidden == 0) / hidden.size
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    monitor = DeadUnitMonitor(probe, batch_size=5)
+    model.fit(probe, np.zeros((12, 1)), verbose=0, callbacks=[monitor])
+    assert monitor.history[-1][2]["sparsity"] == rows[-1]["sparsity"]
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_monitor_without_rectified_units_fails_before_any_batch(with_input):
+    model = keras.Sequential(
+        ([keras.Input((8,))] if with_input else [])
+        + [keras.layers.Dense(4, activation="gelu"), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = regression_data()
+    batches = []
+    counter = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: batches.append(batch))
+    with pytest.raises(ValueError, match="has no rectified units"):
+        model.fit(x, y, verbose=0, callbacks=[counter, DeadUnitMonitor(x)])
+    assert batches == []
+
+
+@pytest.mark.parametrize("name", ["single", "list", "dict", "nested",
+                                  "shared"])
+def test_no_warning_for_any_probe(name):
+    x = np.random.default_rng(0).normal(size=(10, 4)).astype("float32")
+    if name == "single":
+        model, probe = dying_mlp(), np.concatenate([x, x], axis=1)
+    elif name in ("list", "dict"):
+        model = two_input_model()
+        probe = [x, x[:, :3]] if name == "list" else {"za": x,
+                                                      "ab": x[:, :3]}
+    elif name == "nested":
+        model, probe = zoo.every_form(), x
+    else:
+        model, probe = shared_layer_model()[0], x
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dead_unit_report(model, probe, batch_size=3)
+    # Nothing the user did warrants a warning (Keras' "structure of
+    # `inputs` doesn't match", on PyTorch, was one per batch).
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [
+        str(w.message) for w in caught]

@@ -8,11 +8,13 @@ import keras
 import numpy as np
 import pytest
 
+import keras_sugar
 from keras_sugar import SugarReLU
 from keras_sugar import layers
 from tests import cross_backend_model
 from tests.testing import BACKEND
 from tests.testing import save_and_load
+from tests.testing import value_and_gradient
 
 BACKENDS = ("tensorflow", "jax", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,3 +98,28 @@ def test_loading_an_unregistered_surrogate_fails_clearly(tmp_path):
         surrogates._REGISTRY.pop("temporary")
     with pytest.raises(Exception, match="Unknown surrogate 'temporary'"):
         keras.saving.load_model(tmp_path / "m.keras")
+
+
+def test_sugar_relu_function_as_an_activation_saves_and_loads(tmp_path):
+    # Saved by its registered name, as keras.activations.relu is by its.
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(3, activation=keras_sugar.sugar_relu),
+        keras.layers.Dense(2),
+    ])
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    config = keras.saving.serialize_keras_object(keras_sugar.sugar_relu)
+    assert config["config"] == "keras_sugar>sugar_relu"
+    restored = save_and_load(model, tmp_path)  # safe_mode=True
+    assert restored.layers[0].activation is keras_sugar.sugar_relu
+    np.testing.assert_array_equal(restored.predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+    # The surrogate gradient comes back too, not a plain ReLU's.
+    _, grad = value_and_gradient(restored, x)
+    _, expected = value_and_gradient(model, x)
+    np.testing.assert_array_equal(grad, expected)
+    relu_model = keras.models.clone_model(model, clone_function=lambda l: (
+        l.__class__.from_config({**l.get_config(), "activation": "relu"})
+        if l.name == model.layers[0].name else l))
+    _, relu_grad = value_and_gradient(relu_model, x)
+    assert not np.array_equal(relu_grad, expected)

@@ -2,11 +2,15 @@
 forward is exactly `ops.relu`, backward is the surrogate's derivative, and
 nothing overflows anywhere in the dtype's finite range."""
 
+import re
+
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_sugar import SugarReLU
+from keras_sugar.layers import SugarReLU as SugarReLULayer
 from keras_sugar import implementations
 from keras_sugar import sugar_relu
 from keras_sugar import surrogates
@@ -382,3 +386,23 @@ def test_capped_activation_serializes_and_uncapped_config_is_unchanged():
     assert restored == capped and restored.max_value == 6.0
     assert "max_value" not in SugarReLU().get_config()
     assert repr(capped) == "SugarReLU('nelu', alpha=0.01, max_value=6.0)"
+
+
+@pytest.mark.parametrize("cls", [SugarReLU, SugarReLULayer],
+                         ids=["activation", "layer"])
+@pytest.mark.parametrize("call", ["eager", "predict"])
+def test_the_class_as_an_activation_asks_for_an_instance(cls, call):
+    # `activation=SugarReLU` (the class) calls the class on the tensor, at
+    # the layer's first call on values (a Dense in a graph being built
+    # computes only its output's shape).
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation=cls)(inputs))
+    x = np.ones((2, 4), "float32")
+    with pytest.raises(TypeError) as error:
+        model(x) if call == "eager" else model.predict(x, verbose=0)
+    message = str(error.value)
+    assert "an instance is needed" in message
+    assert "activation=SugarReLU()" in message
+    # Under `predict` on TensorFlow the batch size is not known yet.
+    assert re.search(r"Received: the class SugarReLU called on a tensor of "
+                     r"shape \((2|None), 3\), float32", message), message

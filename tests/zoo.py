@@ -4,6 +4,8 @@ built from config (weights=None, no downloads, small inputs)."""
 import keras
 from keras import ops
 
+from keras_sugar import SugarReLU
+
 IMAGE = (32, 32, 3)
 
 
@@ -87,6 +89,27 @@ class ReluLayerBlock(keras.layers.Layer):
 
     def call(self, x):
         return self.in_list[0](self.act(self.dense(x)) - 0.1)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class SugarBlock(keras.layers.Layer):
+    """A custom block whose author placed SugarReLUs in it by hand: an ELU
+    one and a capped one (ReLU6)."""
+
+    def __init__(self, units=8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = keras.layers.Dense(
+            units, activation=SugarReLU("elu"), name="inner")
+        self.capped = keras.layers.Dense(
+            units, activation=SugarReLU("elu", max_value=6.0),
+            name="capped")
+
+    def call(self, x):
+        return self.capped(self.inner(x))
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
