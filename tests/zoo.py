@@ -4,7 +4,6 @@ built from config (weights=None, no downloads, small inputs)."""
 import keras
 from keras import ops
 
-from keras_sugar import SugarReLU
 
 IMAGE = (32, 32, 3)
 
@@ -100,6 +99,9 @@ class SugarBlock(keras.layers.Layer):
     one and a capped one (ReLU6)."""
 
     def __init__(self, units=8, **kwargs):
+        # Imported here: the zoo's other layers load without keras_sugar.
+        from keras_sugar import SugarReLU
+
         super().__init__(**kwargs)
         self.units = units
         self.inner = keras.layers.Dense(
