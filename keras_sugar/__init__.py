@@ -41,10 +41,16 @@ def __getattr__(name):
     return value
 
 
-# The `keras-sugar` command reads its arguments (--help, --backend) before
-# Keras is imported, and loads these names on first use. Everyone else gets
-# them now: loading a saved model needs the serializable classes registered
-# as soon as `keras_sugar` is imported.
+# Why importing decides from the command line: `import keras_sugar` must
+# register the serializable classes at once (Keras finds them by name when
+# a saved model loads, and would fail on "Could not locate class" if they
+# were registered lazily), and that imports Keras and starts its backend.
+# The `keras-sugar` command lives in this package too (its entry point,
+# `keras_sugar.experiments.cli`, imports this module first), and must read
+# `--help` and `--backend` before Keras starts: so for the command, and
+# only for it, the names load on first use. A separate top-level package
+# for the command would avoid the check, at the cost of a second package
+# to install and import.
 if not backend_selection.is_command_line():
     backend_selection.choose()
     for _name in __all__:

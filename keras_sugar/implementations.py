@@ -47,10 +47,9 @@ IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
 # Measured with `keras-sugar bench` on a 2-core CPU (table in the README):
 # the custom gradient keeps only x for the backward pass (no more memory
 # than ReLU; straight_through keeps f's intermediates, 1.28x ReLU under
-# XLA) and was fastest or tied on every backend.
-_AUTO = {"torch": "custom_gradient", "jax": "custom_gradient",
-         "tensorflow": "custom_gradient"}
-_AUTO_DEFAULT = "straight_through"
+# XLA), was fastest or tied on every backend, and its inference graph is
+# plain ReLU's. One choice for all backends, so far.
+_AUTO = "custom_gradient"
 
 
 def resolve(implementation, surrogate):
@@ -73,7 +72,7 @@ def resolve(implementation, surrogate):
     if implementation == "auto":
         if surrogate.derivative is None:
             return "straight_through"
-        return _AUTO.get(keras.backend.backend(), _AUTO_DEFAULT)
+        return _AUTO
     if implementation != "straight_through" and surrogate.derivative is None:
         raise ValueError(
             f"implementation='{implementation}' needs an analytic derivative, "

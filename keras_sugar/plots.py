@@ -7,19 +7,18 @@ from keras import ops
 from keras_sugar import surrogates
 
 
-def pyplot():
-    """matplotlib's pyplot, drawing to files only; an ImportError naming
-    the extra to install if matplotlib is missing."""
+def figure(**kwargs):
+    """A `matplotlib.figure.Figure`, drawn and saved without pyplot: the
+    user's matplotlib backend and open figures (a notebook's) are left
+    alone. An ImportError names the extra to install if matplotlib is
+    missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # Files only; never needs a display.
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise ImportError(
             "Plots need matplotlib: pip install 'keras-sugar[plot]'"
         ) from error
-    return plt
+    return Figure(**kwargs)
 
 
 def surrogate_curves(name, x, **params):
@@ -49,13 +48,12 @@ def plot_surrogates(path, names=None, x_range=(-5.0, 5.0)):
     Returns:
         `path`.
     """
-    plt = pyplot()
     names = list(names or surrogates.BUILTINS)
     x = np.linspace(*x_range, 801)
     pairs_per_row = 2
     rows = -(-len(names) // pairs_per_row)
-    fig, axes = plt.subplots(rows, 2 * pairs_per_row, squeeze=False,
-                             figsize=(13, 2.6 * rows + 0.6))
+    fig = figure(figsize=(13, 2.6 * rows + 0.6))
+    axes = fig.subplots(rows, 2 * pairs_per_row, squeeze=False)
     relu_style = dict(color="0.6", lw=4, alpha=0.5, zorder=1)
     for ax in axes.flat[2 * len(names):]:
         ax.axis("off")
@@ -80,7 +78,6 @@ def plot_surrogates(path, names=None, x_range=(-5.0, 5.0)):
                  "the backward pass uses f'(x) instead of ReLU'(x)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -96,13 +93,13 @@ def plot_dead_units(history, path, title="dead units during training"):
     Returns:
         `path`.
     """
-    plt = pyplot()
     logs = getattr(history, "history", history)
     if "dead_units" not in logs:
         raise ValueError(
             "No 'dead_units' in the history: train with "
             "callbacks=[keras_sugar.DeadUnitMonitor(probe=...)].")
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     epochs = np.arange(1, len(logs["dead_units"]) + 1)
     for key, values in sorted(logs.items()):
         if key.startswith("dead_units/"):
@@ -116,5 +113,4 @@ def plot_dead_units(history, path, title="dead units during training"):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -31,8 +31,8 @@ from keras import ops
 # Keyword names that `SugarReLU` and its layer use themselves; a surrogate
 # parameter with one of these names could never be passed through.
 RESERVED_PARAMETER_NAMES = frozenset(
-    {"surrogate", "negative_only", "implementation", "name", "dtype",
-     "trainable", "autocast"}
+    {"surrogate", "negative_only", "implementation", "max_value", "name",
+     "dtype", "trainable", "autocast"}
 )
 
 

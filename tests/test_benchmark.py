@@ -14,8 +14,9 @@ from tests.testing import BACKEND
 
 
 def test_quick_benchmark_measures_every_variant():
-    results = benchmark.run(quick=True, repeats=2)
+    results = benchmark.run(quick=True, repeats=2, batch_size=4)
     assert results["backend"] == BACKEND
+    assert results["batch_size"] == 4  # An explicit batch is kept.
     variants = {"relu", "gelu", "sugar/straight_through",
                 "sugar/multiplicative", "sugar/custom_gradient"}
     reference = f"reference/{BACKEND}"

@@ -88,8 +88,13 @@ def test_comparison_figure_has_title_bands_and_notes(tmp_path, monkeypatch):
             {"dead_units": [0.2, 0.1]} if spec == "relu" else {})}}
         for spec in ("relu", "gelu") for seed in (0, 1)]
     figures = []
-    plt = comparison_plot.plots.pyplot()
-    monkeypatch.setattr(plt, "close", figures.append)  # Keep it to read.
+    figure = comparison_plot.plots.figure
+
+    def kept_figure(**kwargs):  # Keep it to read.
+        figures.append(figure(**kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(comparison_plot.plots, "figure", kept_figure)
     path = comparison_plot.plot_comparison(runs, str(tmp_path / "c.png"),
                                            title="vgg on mnist1d")
     assert os.path.getsize(path) > 0
@@ -104,3 +109,23 @@ def test_comparison_figure_has_title_bands_and_notes(tmp_path, monkeypatch):
     assert low == pytest.approx(100 * (0.15 - 0.05))
     assert any("no dead-unit curve" in t.get_text() and "gelu" in t.get_text()
                for t in dead.texts)
+
+
+def test_drawing_leaves_the_users_matplotlib_alone(tmp_path):
+    """In a notebook: the backend stays the user's, their figures stay
+    open, and no pyplot figure is left behind."""
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    plt.switch_backend("svg")  # Not Agg, which the package draws with.
+    try:
+        users = plt.figure()
+        plots.plot_surrogates(str(tmp_path / "s.png"), names=["nelu"])
+        plots.plot_dead_units({"dead_units": [0.5, 0.2]},
+                              str(tmp_path / "d.png"))
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [users.number]
+        assert (tmp_path / "s.png").stat().st_size > 0
+    finally:
+        plt.close("all")
+        plt.switch_backend("agg")

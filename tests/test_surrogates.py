@@ -112,6 +112,8 @@ def test_builtin_names_and_aliases_are_protected():
 @pytest.mark.parametrize("function, match", [
     (lambda x, alpha: x, "needs a default value"),
     (lambda x, name=1.0: x, "reserved parameter names"),
+    # SugarReLU's cap: a surrogate parameter by that name never arrives.
+    (lambda x, max_value=1.0: x, "reserved parameter names"),
 ])
 def test_bad_registrations_are_refused(function, match):
     with pytest.raises((TypeError, ValueError), match=match):

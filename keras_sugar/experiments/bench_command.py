@@ -20,9 +20,10 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=None,
                         help="Timed steps per variant; unset means 30, or 3 "
                         "with --quick.")
-    parser.add_argument("--batch-size", type=int,
-                        default=DEFAULTS["batch_size"],
-                        help="Batch of the train-step measurements.")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"Batch of the train-step and inference "
+                        f"measurements; unset means "
+                        f"{DEFAULTS['batch_size']}, or 8 with --quick.")
     parser.add_argument("--json", default=None,
                         help="Also write the results here.")
     parser.add_argument("--torch-compile", action="store_true",

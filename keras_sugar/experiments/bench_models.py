@@ -7,12 +7,13 @@ Shared by `benchmark` (timing, and memory on JAX and torch) and
 import keras
 import numpy as np
 
+from keras_sugar import implementations
 from keras_sugar.activations import SugarReLU
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments.bench_command import DEFAULTS
 
-SUGAR_IMPLEMENTATIONS = ("straight_through", "multiplicative",
-                         "custom_gradient")
+# Every concrete implementation ("auto" is one of them, shown as such).
+SUGAR_IMPLEMENTATIONS = tuple(implementations.FUNCTIONS)
 
 
 def variants(surrogate=DEFAULTS["surrogate"]):

@@ -345,7 +345,7 @@ def check_torch_compile(torch_compile):
 
 
 def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
-        batch_size=DEFAULTS["batch_size"], activation_shape=None,
+        batch_size=None, activation_shape=None,
         threads=None, torch_compile=False):
     """Runs every measurement and returns the results as a dict.
 
@@ -353,7 +353,8 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
         quick: Tiny sizes and few rounds (a smoke run).
         surrogate: Surrogate of the SUGAR variants.
         repeats: Rounds per measure. Defaults to 30 (3 with `quick`).
-        batch_size: Batch of the train-step measurements.
+        batch_size: Batch of the train-step and inference measurements.
+            Defaults to 64 (8 with `quick`).
         activation_shape: Tensor shape for the activation alone.
         threads: CPU threads (torch; see `set_threads`), or None.
         torch_compile: On torch, time the steps compiled with
@@ -364,7 +365,7 @@ def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
     repeats = repeats or (3 if quick else 30)
     activation_shape = activation_shape or ((64, 64) if quick
                                             else (64, 64, 32, 32))
-    batch_size = 8 if quick else batch_size
+    batch_size = batch_size or (8 if quick else DEFAULTS["batch_size"])
     set_threads(threads)
     results = {
         "backend": keras.backend.backend(), "keras": keras.__version__,

@@ -29,8 +29,8 @@ def plot_comparison(runs, path, title=None):
     Returns:
         `path`.
     """
-    plt = plots.pyplot()
-    fig, (ax_acc, ax_dead) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig = plots.figure(figsize=(11, 4.4))
+    ax_acc, ax_dead = fig.subplots(1, 2)
     no_dead_curve = []
     for spec in dict.fromkeys(run["activation"] for run in runs):
         curves = [run["curves"] for run in runs if run["activation"] == spec]
@@ -58,5 +58,4 @@ def plot_comparison(runs, path, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
