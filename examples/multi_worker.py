@@ -19,7 +19,25 @@ each training on its share of every global batch:
 Then it trains the same model from the same initial weights in this
 process on the whole global batches, and ends with one line:
 `matches single-process training: True (max weight difference X)`.
-On several machines, run the worker part on each (see the README).
+On several machines, start one process per machine (or per device) with
+the same code and tell each where the others are:
+
+- torch: `torch.distributed.init_process_group("gloo" or "nccl",
+  init_method="tcp://HOST0:PORT", rank=RANK, world_size=N)` (or launch
+  with `torchrun --nnodes N --node-rank RANK --master-addr HOST0
+  script.py`), then `DistributedDataParallel(model)` and your loop; each
+  process trains on its rows of every global batch.
+- jax: `jax.distributed.initialize("HOST0:PORT", num_processes=N,
+  process_id=RANK)` first, then
+  `keras.distribution.DataParallel(devices=jax.devices())` (all
+  processes' devices) and `fit`; with inputs already split per process,
+  set `distribution.auto_shard_dataset = False`, otherwise pass a
+  `tf.data.Dataset` and Keras shards it.
+- tensorflow: `TF_CONFIG='{"cluster": {"worker": ["HOST0:PORT",
+  "HOST1:PORT"]}, "task": {"type": "worker", "index": RANK}}'`, then
+  `tf.distribute.MultiWorkerMirroredStrategy()`; build the model and
+  optimizer in its scope and train with `strategy.run`, or `fit` on a
+  `tf.data.Dataset`.
 """
 
 import argparse
