@@ -123,28 +123,26 @@ class _StripFunction:
         if isinstance(layer, patching.SugarPatched):
             return self._strip_patched(layer, path)
         if isinstance(layer, sugar_layers.SugarReLU):
-            new = keras.layers.ReLU(max_value=layer.activation.max_value,
-                                    name=layer.name,
-                                    dtype=layer.dtype_policy)
-            self.report.replaced.append((path, "SugarReLU layer",
-                                         _relu_layer_name(new)))
-            return new
+            return self._relu_layer(layer, path, "SugarReLU layer")
         if (isinstance(layer, keras.layers.Activation)
                 and isinstance(layer.activation, SugarReLU)
                 and layer.activation.max_value not in _NAMED_CAPS):
             # A cap Keras has no function for: the ReLU layer computes it.
-            new = keras.layers.ReLU(max_value=layer.activation.max_value,
-                                    name=layer.name,
-                                    dtype=layer.dtype_policy)
-            self.report.replaced.append((path, "Activation layer",
-                                         _relu_layer_name(new)))
-            return new
+            return self._relu_layer(layer, path, "Activation layer")
         config = layer.get_config()
         count = strip_config(config, _describe(layer))
         new = layer.__class__.from_config(config)
         if count:
             self.report.replaced += [(path, _form(layer), "relu")] * count
         self.pairs.append((layer, new))
+        return new
+
+    def _relu_layer(self, layer, path, form):
+        """Keras' `ReLU` layer (with the cap, if any) computing `layer`'s
+        SugarReLU, named and typed as `layer`."""
+        new = keras.layers.ReLU(max_value=layer.activation.max_value,
+                                name=layer.name, dtype=layer.dtype_policy)
+        self.report.replaced.append((path, form, _relu_layer_name(new)))
         return new
 
     def _strip_patched(self, patched, path):
