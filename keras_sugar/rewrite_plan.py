@@ -292,18 +292,41 @@ def _target_call_in_source(function, targets):
     return None
 
 
+def _names_at(layer, indices):
+    """The "/"-joined names of the sublayers of `layer` down to `indices`,
+    or None where `layer` has no sublayer there."""
+    names = []
+    for index in indices:
+        found = model_graph.children(layer)
+        if index >= len(found):
+            return None
+        layer = found[index]
+        names.append(layer.name)
+    return "/".join(names)
+
+
 def _inner_sites(layer, path, form, plan, node=None, handled=()):
     """Lists as replaced the swappable sublayer activations of `layer`, and
     its plain `ReLU` sublayers that one attribute holds (replaced by
     SugarReLU layers), by position (see `patching.SugarPatched`); lists the
-    others as not reachable. Returns whether any was found."""
+    others as not reachable. Returns whether any was found.
+
+    `layer` may be a copy of `node` rebuilt from its config: the sites are
+    then named after `node`'s own sublayers at the same positions, as the
+    user's model names them (a copy's automatic names, `dense_16`, differ
+    from one copy to the next)."""
     targets = plan.targets
     found = False
+
+    def named(indices, names):
+        own = _names_at(node, indices) if node is not None else None
+        return model_graph.join(path, own or names)
+
     for indices, names, sublayer in relu_sites.activation_sites(
             layer, lambda function: plan.inner_target(function) is not None):
         found = True
         plan.report.replaced.append(_replacing(
-            model_graph.join(path, names), form,
+            named(indices, names), form,
             plan.inner_target(sublayer.activation),
             Kind.SUBLAYER_ACTIVATION, plan.activation, sublayer.activation,
             node=node, position=indices))
@@ -313,7 +336,7 @@ def _inner_sites(layer, path, form, plan, node=None, handled=()):
             found = True
             swapped.add(id(relu))
             plan.report.replaced.append(_replacing(
-                model_graph.join(path, names), f"{form} (ReLU layer)",
+                named(indices, names), f"{form} (ReLU layer)",
                 "relu", Kind.SUBLAYER_RELU_LAYER, plan.activation,
                 node=node, position=indices))
     inside = (f"inside {type(layer).__name__}, which builds its sublayers "
