@@ -256,15 +256,17 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     Example:
 
     >>> inputs = keras.Input((4,))
-    >>> hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    >>> hidden = keras.layers.Dense(8, activation="relu", name="stem")(inputs)
+    >>> hidden = keras.layers.Dense(8, activation="relu", name="top")(hidden)
     >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
     >>> new_model = sugarify(model, "nelu", alpha=0.01)
     >>> len(new_model.sugar_report.replaced)
-    1
+    2
     >>> sugarify(model, dry_run=True).route
     'clone'
-    >>> sugarify(model, layers="dense*", dry_run=True).replaced
-    [Site('dense', inline (Dense), relu)]
+    >>> report = sugarify(model, layers="to*", dry_run=True)
+    >>> report.replaced, report.left_by_filter
+    ([Site('top', inline (Dense), relu)], [Site('stem', inline (Dense), relu)])
     """
     targets = _check_arguments(model, targets, dry_run, existing)
     activation = SugarReLU(surrogate, negative_only=negative_only,
