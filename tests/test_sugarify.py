@@ -1,6 +1,8 @@
 """`sugarify` rewrites every reachable ReLU site, keeps weights and
 predictions, never touches the original, and the result reloads with SUGAR."""
 
+import ast
+import pathlib
 import re
 
 import keras
@@ -455,6 +457,51 @@ def test_patched_configs_saved_with_marked_relu_layers_still_load():
     assert restored.relu_layers == relu_layers
     assert isinstance(restored.layer.act, SugarReLULayer)
     assert restored.get_config() == {**config, "relu_layers": relu_layers}
+
+
+def package_imports():
+    """`{module: modules of keras_sugar it imports}` for the package's own
+    top-level modules."""
+    root = pathlib.Path(relu_sites.__file__).parent
+    found = {}
+    for path in root.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "keras_sugar":
+                    imported |= {alias.name for alias in node.names}
+                elif node.module.startswith("keras_sugar."):
+                    imported.add(node.module.split(".")[1])
+        found[path.stem] = imported & {p.stem for p in root.glob("*.py")}
+    return found
+
+
+# The rewrite's modules, each importing only those before it.
+REWRITE_LAYERS = ["model_graph", "relu_sites", "patching", "rewrite_plan",
+                  "rewrite"]
+
+
+def test_the_rewrite_modules_import_downward_without_cycles():
+    imports = package_imports()
+    for index, module in enumerate(REWRITE_LAYERS):
+        above = set(REWRITE_LAYERS[index:])
+        assert not imports[module] & above, (module, imports[module])
+    assert "rewrite" not in imports["strip"]
+    # No cycle anywhere in the package.
+    done, active = set(), []
+
+    def visit(module):
+        assert module not in active, active + [module]
+        if module in done:
+            return
+        active.append(module)
+        for imported in imports.get(module, ()):
+            visit(imported)
+        active.pop()
+        done.add(module)
+
+    for module in imports:
+        visit(module)
 
 
 def input_names(model):
