@@ -80,10 +80,11 @@ class _CloneFunction:
             return layer
         new = self._rebuild(layer, sites)
         self.pairs.append((layer, new))
-        inner = _inner(sites)
-        if any(inner):
-            return patching.SugarPatched(new, inner[0], self.plan.activation,
-                                         relu_layers=inner[1],
+        activations, relu_layers = _inner(sites)
+        if activations or relu_layers:
+            return patching.SugarPatched(new, activations,
+                                         self.plan.activation,
+                                         relu_layers=relu_layers,
                                          name=layer.name)
         return new
 
