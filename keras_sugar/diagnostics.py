@@ -296,8 +296,10 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     def __init__(self, probe, every_n_batches=None, per_layer=True,
                  batch_size=256):
         super().__init__()
+        # A bool is an int to Python; `True` is no count of batches.
         if every_n_batches is not None and (
-                not isinstance(every_n_batches, int) or every_n_batches < 1):
+                not isinstance(every_n_batches, int)
+                or isinstance(every_n_batches, bool) or every_n_batches < 1):
             raise ValueError(
                 f"every_n_batches must be a positive integer or None. "
                 f"Received: every_n_batches={every_n_batches!r}")

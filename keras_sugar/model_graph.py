@@ -58,6 +58,25 @@ def children(layer):
     return layer._flatten_layers(include_self=False, recursive=False)
 
 
+def sublayer_at(layer, index_path, need_activation=True):
+    """The sublayer of `layer` at a tuple of child indices (see
+    `children`), for sites stored by position."""
+    root = layer
+    for index in index_path:
+        found = children(layer)
+        if index >= len(found):
+            raise ValueError(
+                f"{type(root).__name__} '{root.name}' has no sublayer at "
+                f"{list(index_path)}: it was rebuilt with a different "
+                f"structure.")
+        layer = found[index]
+    if need_activation and not hasattr(layer, "activation"):
+        raise ValueError(
+            f"The sublayer at {list(index_path)} of {type(root).__name__} "
+            f"'{root.name}' ({layer.name}) has no activation to set.")
+    return layer
+
+
 def descendants(layer):
     """Every sublayer of `layer`, at any depth, each once."""
     return layer._flatten_layers(include_self=False, recursive=True)

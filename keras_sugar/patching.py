@@ -14,58 +14,19 @@ from keras_sugar import model_graph
 from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
 
-# Marks a site whose sublayer (a plain `ReLU` layer) is replaced by a
-# `keras_sugar.layers.SugarReLU` layer, rather than given an activation.
-LAYER = "layer"
-
-
-def activation_sites(layer, match, index_path=(), name_path=""):
-    """Yields `(index_path, name_path, sublayer)` for every sublayer whose
-    activation matches.
-
-    Sites are addressed by position (`index_path`, a tuple of child indices)
-    because auto-generated names (`conv2d_4`) differ when a layer is
-    rebuilt; `name_path` ("/"-joined names) is for reports.
-
-    Args:
-        layer: The root layer; its own activation is not considered.
-        match: Predicate on an activation function.
-    """
-    for index, child in enumerate(model_graph.children(layer)):
-        indices, names = index_path + (index,), f"{name_path}{child.name}"
-        activation = getattr(child, "activation", None)
-        if callable(activation) and match(activation):
-            yield indices, names, child
-        yield from activation_sites(child, match, indices, f"{names}/")
-
-
-def holder_attribute(parent, child):
-    """The one attribute of `parent` that holds `child`, or None (held in a
-    list, under several names, or only as a node of a functional graph,
-    where replacing an attribute would not change what is called)."""
-    if model_graph.is_graph_model(parent):
-        return None
-    names = [name for name in model_graph.attribute_names(parent)
-             if getattr(parent, name, None) is child]
-    return names[0] if len(names) == 1 else None
-
-
-def relu_layer_sites(layer, index_path=(), name_path=""):
-    """Yields `(index_path, name_path, relu)` for every plain `ReLU`
-    sublayer that `SugarPatched` can replace (see `holder_attribute`)."""
-    for index, child in enumerate(model_graph.children(layer)):
-        indices, names = index_path + (index,), f"{name_path}{child.name}"
-        if (isinstance(child, keras.layers.ReLU)
-                and relu_sites.is_plain_relu(child)
-                and holder_attribute(layer, child) is not None):
-            yield indices, names, child
-        yield from relu_layer_sites(child, indices, f"{names}/")
+# The mark of a position that ends in a replaced `ReLU` sublayer in configs
+# saved before `relu_layers` was a list of its own.
+_OLD_RELU_LAYER_MARK = "layer"
+# The kinds of `graph_sites`, as saved.
+GRAPH_OP = "op"
+GRAPH_RELU_LAYER = "relu_layer"
 
 
 def _replace_relu_layer(root, index_path, activation):
-    parent = sublayer_at(root, index_path[:-1], need_activation=False)
-    relu = sublayer_at(root, index_path, need_activation=False)
-    name = holder_attribute(parent, relu)
+    parent = model_graph.sublayer_at(root, index_path[:-1],
+                                     need_activation=False)
+    relu = model_graph.sublayer_at(root, index_path, need_activation=False)
+    name = relu_sites.holder_attribute(parent, relu)
     if not isinstance(relu, keras.layers.ReLU) or name is None:
         raise ValueError(
             f"The sublayer at {list(index_path)} of {type(root).__name__} "
@@ -73,24 +34,6 @@ def _replace_relu_layer(root, index_path, activation):
             f"attribute: it was rebuilt with a different structure.")
     model_graph.replace_sublayer(parent, name,
                                  sugar_relu_layer(activation, relu))
-
-
-def sublayer_at(layer, index_path, need_activation=True):
-    """The sublayer of `layer` at a tuple of child indices."""
-    root = layer
-    for index in index_path:
-        found = model_graph.children(layer)
-        if index >= len(found):
-            raise ValueError(
-                f"{type(root).__name__} '{root.name}' has no sublayer at "
-                f"{list(index_path)}: it was rebuilt with a different "
-                f"structure.")
-        layer = found[index]
-    if need_activation and not hasattr(layer, "activation"):
-        raise ValueError(
-            f"The sublayer at {list(index_path)} of {type(root).__name__} "
-            f"'{root.name}' ({layer.name}) has no activation to set.")
-    return layer
 
 
 def sugar_relu_layer(activation, like):
@@ -103,14 +46,15 @@ def sugar_relu_layer(activation, like):
 def _clone_with_graph_sites(model, graph_sites):
     """A functional copy of `model`'s graph that shares every layer but
     those at `graph_sites` (`[node index, kind, activation]`): a raw op
-    (`"op"`) becomes an `Activation(activation)` layer, a `ReLU` layer
-    (`"relu_layer"`) a SugarReLU layer. Nothing is rebuilt from a config,
+    (`GRAPH_OP`) becomes an `Activation(activation)` layer, a `ReLU` layer
+    (`GRAPH_RELU_LAYER`) a SugarReLU layer. Nothing is rebuilt from a config,
     so layers whose config does not round-trip are kept as they are."""
     nodes = model_graph.nodes(model)
     replacements = {}
     for index, kind, activation in graph_sites:
         node = nodes[index] if index < len(nodes) else None
-        expected = (isinstance(node, keras.layers.ReLU) if kind == "relu_layer"
+        expected = (isinstance(node, keras.layers.ReLU)
+                    if kind == GRAPH_RELU_LAYER
                     else node is not None and not isinstance(
                         node, keras.layers.Layer))
         if not expected:
@@ -119,7 +63,7 @@ def _clone_with_graph_sites(model, graph_sites):
                 f"graph position {index}: it was rebuilt with a different "
                 f"structure.")
         replacements[id(node)] = (
-            sugar_relu_layer(activation, node) if kind == "relu_layer"
+            sugar_relu_layer(activation, node) if kind == GRAPH_RELU_LAYER
             else keras.layers.Activation(activation,
                                          name=f"sugar_{node.name}"))
     return keras.models.clone_model(
@@ -138,11 +82,12 @@ class SugarPatched(keras.layers.Layer):
     Args:
         layer: The layer (or model) to wrap.
         sites: Sublayer positions (lists of child indices, see
-            `activation_sites`) whose `activation` is set to `activation`;
-            a position ending in `LAYER` is a plain `ReLU` sublayer (see
-            `relu_layer_sites`), replaced by a SugarReLU layer in its
-            parent's attribute.
+            `relu_sites.activation_sites`) whose `activation` is set to
+            `activation`.
         activation: The `SugarReLU` to set.
+        relu_layers: Positions of plain `ReLU` sublayers (see
+            `relu_sites.relu_layer_sites`), each replaced by a SugarReLU
+            layer in its parent's attribute. Defaults to none.
         graph_sites: For a functional `layer`, nodes of its own graph to
             replace: `[node index, kind, activation]` (see
             `_clone_with_graph_sites`); the layer is then called through a
@@ -151,20 +96,21 @@ class SugarPatched(keras.layers.Layer):
         **kwargs: Base layer keyword arguments.
     """
 
-    def __init__(self, layer, sites, activation, graph_sites=(), **kwargs):
+    def __init__(self, layer, sites, activation, relu_layers=(),
+                 graph_sites=(), **kwargs):
         super().__init__(**kwargs)
         self.sites = [list(site) for site in sites]
+        self.relu_layers = [list(site) for site in relu_layers]
         self.sugar_activation = activation
         self.graph_sites = [list(site) for site in graph_sites]
         # With graph sites, what is saved is the layer as it came, which
         # rebuilds from its own config; the copy is made again on load.
         self._source = (keras.saving.serialize_keras_object(layer)
                         if self.graph_sites else None)
+        for path in self.relu_layers:
+            _replace_relu_layer(layer, tuple(path), activation)
         for path in self.sites:
-            if path and path[-1] == LAYER:
-                _replace_relu_layer(layer, tuple(path[:-1]), activation)
-            else:
-                sublayer_at(layer, path).activation = activation
+            model_graph.sublayer_at(layer, path).activation = activation
         if self.graph_sites:
             layer = _clone_with_graph_sites(layer, self.graph_sites)
         self.layer = layer
@@ -190,6 +136,8 @@ class SugarPatched(keras.layers.Layer):
             "activation": keras.saving.serialize_keras_object(
                 self.sugar_activation),
         })
+        if self.relu_layers:
+            config["relu_layers"] = self.relu_layers
         if self.graph_sites:
             config["graph_sites"] = [
                 [index, kind, keras.saving.serialize_keras_object(a)]
@@ -208,6 +156,12 @@ class SugarPatched(keras.layers.Layer):
                 f"SugarPatched expects a SugarReLU activation. Received: "
                 f"activation={activation!r}")
         config["activation"] = activation
+        # Configs saved before `relu_layers` marked those in `sites`.
+        sites = config["sites"]
+        config["sites"] = [p for p in sites
+                           if not p or p[-1] != _OLD_RELU_LAYER_MARK]
+        config["relu_layers"] = config.get("relu_layers", []) + [
+            p[:-1] for p in sites if p and p[-1] == _OLD_RELU_LAYER_MARK]
         config["graph_sites"] = [
             [index, kind, keras.saving.deserialize_keras_object(a)]
             for index, kind, a in config.get("graph_sites", [])]

@@ -1,11 +1,14 @@
-"""What counts as a ReLU (or GELU, SiLU) site in a Keras model.
+"""What counts as a ReLU (or GELU, SiLU) site in a Keras model, and where.
 
-Shared by `sugarify` (what to rewrite) and the diagnostics (what to
-measure): activation functions, `ReLU` layers and raw op nodes.
+Shared by `sugarify` (what to rewrite), `strip_sugar` and the diagnostics
+(what to measure): activation functions, `ReLU` layers and raw op nodes,
+and the walkers that find them inside layers (by position, as
+`SugarPatched` stores them) and count the SugarReLUs a model holds.
 """
 
 import keras
 
+from keras_sugar import model_graph
 from keras_sugar.activations import SugarReLU
 
 # Activation functions and raw-op class names per target. `ops.relu` makes
@@ -88,23 +91,27 @@ def relu_layer_target(relu, targets):
 
 
 def raw_op_target(op, targets):
-    """The target a raw (non-layer) op computes, `"capped"` for ReLU
-    variants that no target covers (relu6 without the `"relu6"` target,
-    leaky, thresholded), or None."""
+    """The target a raw (non-layer) op computes, if among `targets`, or
+    None."""
     if isinstance(op, keras.layers.Layer):
         return None
     name = type(op).__name__
     if name == "ReLU":
-        target = relu_layer_target(op, targets)
-        if target or is_plain_relu(op):
-            return target
-        return "capped" if "relu" in targets else None
-    if name == "Relu6" and "relu6" not in targets:
-        return "capped" if "relu" in targets else None
+        return relu_layer_target(op, targets)
     for target in targets:
         if name in TARGETS[target][1]:
             return target
     return None
+
+
+def is_uncovered_relu_op(op, targets):
+    """Whether a raw op is a ReLU variant that `targets` do not cover (a
+    relu6 without the `"relu6"` target, a leaky or thresholded ReLU) while
+    `"relu"` is a target: such ops are reported as kept."""
+    if ("relu" not in targets or isinstance(op, keras.layers.Layer)
+            or raw_op_target(op, targets)):
+        return False
+    return type(op).__name__ in ("ReLU", "Relu6")
 
 
 def nested_layers(layer):
@@ -156,3 +163,94 @@ def config_sites(layer, targets, key_path=(), names=(),
         yield from config_sites(sublayer, targets,
                                 key_path + (key, "config"),
                                 names + (sublayer.name,), replace_sugar)
+
+
+def activation_sites(layer, match, index_path=(), name_path=""):
+    """Yields `(index_path, name_path, sublayer)` for every sublayer whose
+    activation matches.
+
+    Sites are addressed by position (`index_path`, a tuple of child indices,
+    see `model_graph.sublayer_at`) because auto-generated names (`conv2d_4`)
+    differ when a layer is rebuilt; `name_path` ("/"-joined names) is for
+    reports.
+
+    Args:
+        layer: The root layer; its own activation is not considered.
+        match: Predicate on an activation function.
+    """
+    for index, child in enumerate(model_graph.children(layer)):
+        indices, names = index_path + (index,), f"{name_path}{child.name}"
+        activation = getattr(child, "activation", None)
+        if callable(activation) and match(activation):
+            yield indices, names, child
+        yield from activation_sites(child, match, indices, f"{names}/")
+
+
+def holder_attribute(parent, child):
+    """The one attribute of `parent` that holds `child`, or None (held in a
+    list, under several names, or only as a node of a functional graph,
+    where replacing an attribute would not change what is called)."""
+    if model_graph.is_graph_model(parent):
+        return None
+    names = [name for name in model_graph.attribute_names(parent)
+             if getattr(parent, name, None) is child]
+    return names[0] if len(names) == 1 else None
+
+
+def relu_layer_sites(layer, index_path=(), name_path=""):
+    """Yields `(index_path, name_path, relu)` for every plain `ReLU`
+    sublayer that can be replaced in its parent's attribute (see
+    `holder_attribute`)."""
+    for index, child in enumerate(model_graph.children(layer)):
+        indices, names = index_path + (index,), f"{name_path}{child.name}"
+        if (isinstance(child, keras.layers.ReLU) and is_plain_relu(child)
+                and holder_attribute(layer, child) is not None):
+            yield indices, names, child
+        yield from relu_layer_sites(child, indices, f"{names}/")
+
+
+def sugar_holders(layer, names=(), inside=False, inherited=(), seen=None):
+    """Yields `(names, holder, attribute, activation, inside)` for every
+    `SugarReLU` anywhere in `layer`.
+
+    Each is yielded once, on the layer that holds it: a recurrent layer's
+    on its cell, and one a layer passes on to the sublayers it builds
+    (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
+    layer only. `names` are the layer names from `layer` down (a path, see
+    `keras_sugar.model_graph`); `inside` tells a sublayer that a custom
+    layer of a model's graph builds itself.
+    """
+    seen = set() if seen is None else seen
+    for child in model_graph.children(layer):
+        if id(child) in seen:
+            continue  # A shared layer.
+        seen.add(id(child))
+        held = () if isinstance(child, keras.layers.RNN) else [
+            (key, getattr(child, key, None)) for key in ACTIVATION_KEYS]
+        own = [(key, a) for key, a in held if isinstance(a, SugarReLU)
+               and not any(a is b for b in inherited)]
+        child_names = names + (child.name,)
+        for key, activation in own:
+            yield child_names, child, key, activation, inside
+        # The sublayers a custom node of a graph builds itself.
+        child_inside = inside or (model_graph.is_graph_model(layer)
+                                  and not model_graph.is_graph_model(child)
+                                  and not model_graph.is_core_keras(child))
+        yield from sugar_holders(
+            child, child_names, child_inside,
+            inherited + tuple(a for _, a in own), seen)
+
+
+def count_sugar_sites(model):
+    """Number of SugarReLU activations anywhere in `model`.
+
+    Each is counted once, on the layer that holds it (see
+    `sugar_holders`).
+
+    Example:
+
+    >>> dense = keras.layers.Dense(2, activation=SugarReLU())
+    >>> count_sugar_sites(keras.Sequential([keras.Input((3,)), dense]))
+    1
+    """
+    return sum(1 for _ in sugar_holders(model))

@@ -20,15 +20,8 @@ from keras_sugar import rewrite_plan
 from keras_sugar.activations import SugarReLU
 
 
-def count_sugar_sites(model):
-    """Number of SugarReLU activations anywhere in `model`.
-
-    Each is counted once, on the layer that holds it: a recurrent layer's
-    on its cell, and one a layer passes on to the sublayers it builds
-    (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
-    layer only.
-    """
-    return sum(1 for _ in rewrite_plan.sugar_holders(model))
+# Where the other walkers are; kept here for the code that imports it so.
+count_sugar_sites = relu_sites.count_sugar_sites
 
 
 def _check_reloads(model, expected):
@@ -56,6 +49,9 @@ class _CloneFunction:
         self.plan = plan
         self.pairs = []
         self.clones = {}  # Keeps shared layers shared, at every depth.
+        self.sites = {}  # The sites of each node, `{id(node): [Site]}`.
+        for site in plan.sites:
+            self.sites.setdefault(id(site.node), []).append(site)
 
     def clone(self, model):
         """Clones a graph model (the one rewritten, or one nested in it),
@@ -73,33 +69,49 @@ class _CloneFunction:
         return self.clones[id(layer)]
 
     def _clone_layer(self, layer):
-        plan = self.plan
-        action, activation = plan.actions.get(id(layer), (None, None))
+        sites = self.sites.get(id(layer), [])
         if not isinstance(layer, keras.layers.Layer):
-            if action != "op":
+            if not sites:
                 return layer
-            return keras.layers.Activation(activation,
+            (site,) = sites  # A raw op is one site.
+            return keras.layers.Activation(site.sugar,
                                            name=f"sugar_{layer.name}")
         if isinstance(layer, keras.layers.InputLayer):
             return layer
-        new = self._rebuild(layer, action, activation)
+        new = self._rebuild(layer, sites)
         self.pairs.append((layer, new))
-        sites = plan.patches.get(id(layer))
-        if sites:
-            return patching.SugarPatched(new, sites, plan.activation,
+        activations, relu_layers = _inner(sites)
+        if activations or relu_layers:
+            return patching.SugarPatched(new, activations,
+                                         self.plan.activation,
+                                         relu_layers=relu_layers,
                                          name=layer.name)
         return new
 
-    def _rebuild(self, layer, action, activation):
-        if action == "relu_layer":
-            return patching.sugar_relu_layer(activation, layer)
-        if action == "lambda":
-            return keras.layers.Activation(activation, name=layer.name,
+    def _rebuild(self, layer, sites):
+        kinds = {site.kind for site in sites}
+        if rewrite_plan.Kind.RELU_LAYER in kinds:
+            (site,) = sites
+            return patching.sugar_relu_layer(site.sugar, layer)
+        if rewrite_plan.Kind.LAMBDA in kinds:
+            (site,) = sites
+            return keras.layers.Activation(site.sugar, name=layer.name,
                                            dtype=layer.dtype_policy)
         config = layer.get_config()
         rewrite_plan.set_activations(
-            config, self.plan.config_paths.get(id(layer), ()))
+            config, [(site.key_path, site.sugar) for site in sites
+                     if site.kind is rewrite_plan.Kind.CONFIG])
         return layer.__class__.from_config(config)
+
+
+def _inner(sites):
+    """The positions of `sites` that `SugarPatched` swaps in place:
+    `(sublayer activations, ReLU sublayers)`."""
+    kind = rewrite_plan.Kind
+    return ([site.position for site in sites
+             if site.kind is kind.SUBLAYER_ACTIVATION],
+            [site.position for site in sites
+             if site.kind is kind.SUBLAYER_RELU_LAYER])
 
 
 def _apply_clone(plan):
@@ -112,13 +124,21 @@ def _apply_clone(plan):
     return new_model
 
 
+_GRAPH_KINDS = {rewrite_plan.Kind.RAW_OP: patching.GRAPH_OP,
+                rewrite_plan.Kind.RELU_LAYER: patching.GRAPH_RELU_LAYER}
+
+
 def _apply_rebuild(plan):
-    model, rebuilt = plan.model, plan.rebuilt
+    model = plan.model
+    rebuilt = model_graph.round_trip(model)
     rebuilt.set_weights(model.get_weights())
+    graph_sites = [[site.position, _GRAPH_KINDS[site.kind], site.sugar]
+                   for site in plan.sites if site.kind in _GRAPH_KINDS]
+    activations, relu_layers = _inner(plan.sites)
     inputs = model_graph.new_inputs(model)
     outputs = patching.SugarPatched(
-        rebuilt, plan.rebuilt_sites, plan.activation,
-        graph_sites=plan.graph_sites, name=model.name)(inputs)
+        rebuilt, activations, plan.activation, relu_layers=relu_layers,
+        graph_sites=graph_sites, name=model.name)(inputs)
     return keras.Model(inputs, outputs, name=model.name)
 
 
@@ -163,7 +183,7 @@ def _check_arguments(model, targets, dry_run, existing):
 
 def sugarify(model, surrogate="bsilu", *, targets=("relu",),
              negative_only=False, implementation="auto", existing="keep",
-             dry_run=False, **params):
+             layers=None, dry_run=False, **params):
     """Returns a copy of `model` whose target activations use SUGAR.
 
     For `targets=("relu",)` (the default) the new model's predictions equal
@@ -189,6 +209,11 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     `existing="replace"` puts the new activation there too (a capped one
     keeps its cap), listing them in `replaced`.
 
+    `layers` rewrites only some sites: every ReLU but the stem's is
+    `layers=lambda site: not site.path.startswith("stem")`. The sites it
+    leaves out are listed in the report's `left_by_filter`, and kept as
+    they are.
+
     Args:
         model: A functional or `Sequential` Keras model.
         surrogate: Registered surrogate name. Defaults to `"bsilu"`.
@@ -201,8 +226,23 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
         existing: `"keep"` the SugarReLUs the model holds already, or
             `"replace"` them with the new activation. Defaults to
             `"keep"`.
-        dry_run: Only plan: return the report of what would change and by
-            which route, without building anything. Defaults to `False`.
+        layers: Which sites to rewrite, matched against each site's path
+            as the report prints it (`"block_3_conv/dense"`, see
+            `keras_sugar.model_graph`): a glob string matched against the
+            whole path with `fnmatch.fnmatchcase` (`"block_3*"`), a
+            compiled regular expression (`re.compile(...)`, matched with
+            `search`), or a callable taking a `rewrite_plan.Site` (with
+            `path`, `form`, `activation`) and returning a bool. A filter
+            that matches no site raises `ValueError`. Defaults to None,
+            every site.
+        dry_run: Only plan: return the report of what would change (the
+            sites `layers` selects and leaves) and by which route. It
+            clones no model, rebuilds no model from its config and copies
+            no weights; it only rebuilds custom layers (classes from
+            outside Keras) from their configs, unweighted, since only that
+            shows whether a config round-trips and which sublayers such a
+            layer builds from its own activation argument (see
+            `rewrite_plan.Plan`). Defaults to `False`.
         **params: The surrogate's parameters, e.g. `alpha=0.01`.
 
     Returns:
@@ -217,18 +257,22 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     Example:
 
     >>> inputs = keras.Input((4,))
-    >>> hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    >>> hidden = keras.layers.Dense(8, activation="relu", name="stem")(inputs)
+    >>> hidden = keras.layers.Dense(8, activation="relu", name="top")(hidden)
     >>> model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
     >>> new_model = sugarify(model, "nelu", alpha=0.01)
     >>> len(new_model.sugar_report.replaced)
-    1
+    2
     >>> sugarify(model, dry_run=True).route
     'clone'
+    >>> report = sugarify(model, layers="to*", dry_run=True)
+    >>> report.replaced, report.left_by_filter
+    ([Site('top', inline (Dense), relu)], [Site('stem', inline (Dense), relu)])
     """
     targets = _check_arguments(model, targets, dry_run, existing)
     activation = SugarReLU(surrogate, negative_only=negative_only,
                            implementation=implementation, **params)
-    plan = rewrite_plan.plan(model, activation, targets, existing)
+    plan = rewrite_plan.plan(model, activation, targets, existing, layers)
     if dry_run:
         return plan.report
     if plan.route == "clone":
@@ -237,7 +281,6 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
         new_model = _apply_rebuild(plan)
     # What the rewrite must keep: the sites it replaced and the SugarReLUs
     # it left as they were.
-    _check_reloads(new_model, len(plan.report.replaced)
-                   + len(plan.report.already_sugar))
+    _check_reloads(new_model, len(plan.sites) + plan.kept_sugar)
     new_model.sugar_report = plan.report
     return new_model

@@ -1,7 +1,8 @@
 """The plan of a `sugarify` rewrite: which sites change, by which route, why.
 
-Planning reads the model and builds nothing big: it finds every target
-activation site, decides how each is rewritten, and chooses the route:
+Planning reads the model and builds no model: it finds every target
+activation site, records for each one `Site` (where it is, how it is
+rewritten, the `SugarReLU` to put there), and chooses the route:
 
 - `"clone"`: `keras.models.clone_model`, layer by layer (the usual route).
 - `"rebuild"`: when a layer's config does not round-trip (Keras cannot
@@ -11,9 +12,16 @@ activation site, decides how each is rewritten, and chooses the route:
   layers are replaced in a copy of the graph that shares every other layer
   (`SugarPatched` saves the model's own config and redoes both on load).
 
-`sugarify(..., dry_run=True)` returns the plan's report and stops here.
+The sites of the rebuild route are found on the model itself, addressed by
+position (its rebuilt copy has the same structure; `SugarPatched` checks
+that when it applies them). Planning rebuilds only custom layers (classes
+from outside Keras), each from its config and unweighted, because it is
+the one way to know (see `Plan`). `sugarify(..., dry_run=True)` returns
+the plan's report and stops here.
 """
 
+import enum
+import fnmatch
 import inspect
 import re
 
@@ -21,7 +29,6 @@ import keras
 
 from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
-from keras_sugar import patching
 from keras_sugar import relu_sites
 from keras_sugar.activations import SugarReLU
 
@@ -32,25 +39,75 @@ ROUTES = {
 }
 
 
+class Kind(enum.Enum):
+    """How a replaced `Site` is rewritten."""
+
+    # A raw op node becomes an `Activation(SugarReLU)` layer; on the
+    # rebuild route it is replaced in a copy of the model's graph.
+    RAW_OP = "raw op"
+    # A `ReLU` layer (or a SugarReLU layer being replaced) becomes a
+    # SugarReLU layer.
+    RELU_LAYER = "ReLU layer"
+    # The activation at `Site.key_path` of the layer's config is replaced.
+    CONFIG = "config"
+    # A `Lambda` of a target function becomes an `Activation` layer.
+    LAMBDA = "Lambda"
+    # A sublayer's `activation`, at `Site.position` in a layer that builds
+    # its sublayers itself, is set in place (`SugarPatched`).
+    SUBLAYER_ACTIVATION = "sublayer activation"
+    # A plain `ReLU` sublayer at `Site.position` is replaced by a SugarReLU
+    # layer in its parent's attribute (`SugarPatched`).
+    SUBLAYER_RELU_LAYER = "sublayer ReLU layer"
+
+
 class Site:
     """One place in a model where a target activation lives.
 
     Attributes:
-        path: Layer path (see `keras_sugar.model_graph`).
+        path: Layer path (see `keras_sugar.model_graph`), as the report
+            prints it and as `sugarify(..., layers=...)` matches it.
         form: How the activation appears, e.g. `"ReLU layer"`, `"raw op"`,
             `"inline (Dense)"`.
-        activation: The target it computes: `"relu"`, `"gelu"` or `"silu"`.
-        note: Why it was left unchanged or cannot be reached, if so.
+        activation: The target it computes: `"relu"`, `"relu6"`, `"gelu"`
+            or `"silu"` (see `relu_sites.TARGETS`).
+        note: Why it was left unchanged or cannot be reached, if so, or
+            the SugarReLU it held when it is replaced.
+        kind: For a site to replace, how (a `Kind`); None otherwise.
+        sugar: For a site to replace, the `SugarReLU` to put there (capped
+            for relu6 sites).
+        node: For a site to replace on the clone route, the node of the
+            model's graph (layer or raw op) the clone rewrites.
+        key_path: For `Kind.CONFIG`, the keys leading through the layer's
+            config to the activation (see `relu_sites.config_sites`).
+        position: For `Kind.SUBLAYER_*`, the sublayer's child indices (see
+            `model_graph.sublayer_at`); for the rebuild route's graph
+            sites, the node's index in the model's graph.
+        held_sugar: Whether the site holds a `SugarReLU` already (it stays
+            when the site is left by the filter).
     """
 
-    def __init__(self, path, form, activation, note=""):
+    def __init__(self, path, form, activation, note="", *, kind=None,
+                 sugar=None, node=None, key_path=(), position=None,
+                 held_sugar=False):
         self.path = path
         self.form = form
         self.activation = activation
         self.note = note
+        self.kind = kind
+        self.sugar = sugar
+        self.node = node
+        self.key_path = tuple(key_path)
+        self.position = position
+        self.held_sugar = held_sugar
 
     def __repr__(self):
         return f"Site({self.path!r}, {self.form}, {self.activation})"
+
+
+def _replacing(path, form, target, kind, sugar, held=None, **fields):
+    """A `Site` to replace; `held` is the activation it holds now."""
+    return Site(path, form, target, _was(held), kind=kind, sugar=sugar,
+                held_sugar=isinstance(held, SugarReLU), **fields)
 
 
 class SugarifyReport:
@@ -58,6 +115,8 @@ class SugarifyReport:
 
     Attributes:
         replaced: `Site`s rewritten to SUGAR.
+        left_by_filter: `Site`s that would be replaced but that
+            `sugarify(..., layers=...)` leaves as they are.
         skipped: `Site`s seen but deliberately left unchanged (e.g.
             `ReLU(max_value=6)`), with the reason.
         unreachable: `Site`s that may hold a target activation the rewrite
@@ -70,6 +129,7 @@ class SugarifyReport:
             activation.
         route: `"clone"` or `"rebuild"` (see `ROUTES`).
         route_reason: Why the route was chosen.
+        layers: The `layers=` filter as the report prints it, or None.
         changes_forward: True when a non-ReLU target (GELU, SiLU) is
             replaced, so predictions change by the user's choice.
     """
@@ -78,11 +138,13 @@ class SugarifyReport:
         self.activation = activation
         self.targets = targets
         self.replaced = []
+        self.left_by_filter = []
         self.skipped = []
         self.unreachable = []
         self.already_sugar = []
         self.route = "clone"
         self.route_reason = "every layer's config round-trips"
+        self.layers = None
 
     @property
     def changes_forward(self):
@@ -93,10 +155,12 @@ class SugarifyReport:
         return len(self.replaced)
 
     def __str__(self):
+        layers = f"; layers={self.layers}" if self.layers else ""
         lines = [f"sugarify: {len(self.replaced)} site(s) -> {self.activation}"
-                 f" (targets: {', '.join(self.targets)})",
+                 f" (targets: {', '.join(self.targets)}{layers})",
                  f"  route: {ROUTES[self.route]} ({self.route_reason})"]
         sections = [("replaced", self.replaced),
+                    ("left by the filter", self.left_by_filter),
                     ("already SUGAR (kept)", self.already_sugar),
                     ("left unchanged", self.skipped),
                     ("NOT reachable", self.unreachable)]
@@ -122,26 +186,26 @@ class SugarifyReport:
 class Plan:
     """A rewrite decided but not applied.
 
+    What changes is data: `report.replaced` holds one `Site` per site to
+    replace, each with its `kind`, the `sugar` to put there and where
+    (`node`, `key_path`, `position`); `report.route` and
+    `report.route_reason` say how and why; the skipped and unreachable
+    sites carry their reasons in `note`. Applying it (`keras_sugar.rewrite`)
+    builds the new model from these alone.
+
+    Planning builds no model and copies no weights. It rebuilds each custom
+    layer (a class from outside Keras) from its config, unweighted, as the
+    clone would: whether a config round-trips (which decides the route) is
+    known only by trying, and which sublayers such a layer builds from its
+    own activation argument (and so are replaced with it, not swapped in
+    place) shows only on a copy built with the new one.
+
     Attributes:
         model: The model to rewrite (never modified).
         activation: The `SugarReLU` to put in.
         targets: The target activation names.
+        existing: `"keep"` or `"replace"` the SugarReLUs the model holds.
         report: The `SugarifyReport` the rewrite will return.
-        actions: For the clone route, `{id(node): (action, activation)}`,
-            the `SugarReLU` to put there (capped for relu6 sites) and the
-            action: `"op"` (a raw
-            op becomes an `Activation` layer), `"relu_layer"` (a `ReLU`
-            layer becomes a SugarReLU layer), `"config"` (the activations
-            at `config_paths[id(layer)]` in the layer's config are
-            replaced: its own, a wrapped layer's, a recurrent cell's; a
-            list of `(key_path, activation)`),
-            `"lambda"` (a `Lambda` of a target becomes an `Activation`).
-            Custom layers may also have `patches[id(layer)]`: sublayer
-            sites to swap in place.
-        rebuilt: For the rebuild route, the model rebuilt from its config
-            (unweighted), `rebuilt_sites` its sublayer sites to swap, and
-            `graph_sites` the nodes of its own graph (raw ops, ReLU layers)
-            to replace in a copy of that graph (see `SugarPatched`).
     """
 
     def __init__(self, model, activation, targets, existing="keep"):
@@ -153,16 +217,22 @@ class Plan:
         # through a config or a graph node (see `_existing_sites`).
         self.replaced_holders = set()
         self.report = SugarifyReport(repr(activation), targets)
-        self.actions = {}
-        self.config_paths = {}
-        self.patches = {}
-        self.rebuilt = None
-        self.rebuilt_sites = []
-        self.graph_sites = []
 
     @property
     def route(self):
         return self.report.route
+
+    @property
+    def sites(self):
+        """The `Site`s to replace."""
+        return self.report.replaced
+
+    @property
+    def kept_sugar(self):
+        """How many SugarReLUs the rewritten model holds besides those
+        put in: those kept, and those at sites the filter leaves."""
+        return len(self.report.already_sugar) + sum(
+            site.held_sugar for site in self.report.left_by_filter)
 
     def activation_for(self, target, site=None):
         """The `SugarReLU` for a site of `target`: for `"relu6"` the same
@@ -222,28 +292,53 @@ def _target_call_in_source(function, targets):
     return None
 
 
-def _inner_sites(layer, path, form, plan, handled=()):
-    """Reports the swappable sublayer activations of `layer`, and its plain
-    `ReLU` sublayers that one attribute holds (replaced by SugarReLU
-    layers; others cannot be reached); returns their positions (see
-    `patching.SugarPatched`)."""
+def _names_at(layer, indices):
+    """The "/"-joined names of the sublayers of `layer` down to `indices`,
+    or None where `layer` has no sublayer there."""
+    names = []
+    for index in indices:
+        found = model_graph.children(layer)
+        if index >= len(found):
+            return None
+        layer = found[index]
+        names.append(layer.name)
+    return "/".join(names)
+
+
+def _inner_sites(layer, path, form, plan, node=None, handled=()):
+    """Lists as replaced the swappable sublayer activations of `layer`, and
+    its plain `ReLU` sublayers that one attribute holds (replaced by
+    SugarReLU layers), by position (see `patching.SugarPatched`); lists the
+    others as not reachable. Returns whether any was found.
+
+    `layer` may be a copy of `node` rebuilt from its config: the sites are
+    then named after `node`'s own sublayers at the same positions, as the
+    user's model names them (a copy's automatic names, `dense_16`, differ
+    from one copy to the next)."""
     targets = plan.targets
-    sites = []
-    for indices, names, sublayer in patching.activation_sites(
+    found = False
+
+    def named(indices, names):
+        own = _names_at(node, indices) if node is not None else None
+        return model_graph.join(path, own or names)
+
+    for indices, names, sublayer in relu_sites.activation_sites(
             layer, lambda function: plan.inner_target(function) is not None):
-        sites.append(indices)
-        plan.report.replaced.append(Site(
-            model_graph.join(path, names), form,
+        found = True
+        plan.report.replaced.append(_replacing(
+            named(indices, names), form,
             plan.inner_target(sublayer.activation),
-            _was(sublayer.activation)))
+            Kind.SUBLAYER_ACTIVATION, plan.activation, sublayer.activation,
+            node=node, position=indices))
     swapped = set()
     if "relu" in targets:
-        for indices, names, relu in patching.relu_layer_sites(layer):
-            sites.append(indices + (patching.LAYER,))
+        for indices, names, relu in relu_sites.relu_layer_sites(layer):
+            found = True
             swapped.add(id(relu))
-            plan.report.replaced.append(Site(
-                model_graph.join(path, names), f"{form} (ReLU layer)",
-                "relu"))
+            plan.report.replaced.append(_replacing(
+                named(indices, names), f"{form} (ReLU layer)",
+                "relu", Kind.SUBLAYER_RELU_LAYER, plan.activation,
+                node=node, position=indices))
     inside = (f"inside {type(layer).__name__}, which builds its sublayers "
               f"itself")
     for sublayer in model_graph.descendants(layer):
@@ -267,7 +362,7 @@ def _inner_sites(layer, path, form, plan, handled=()):
             plan.report.unreachable.append(Site(
                 where, f"inline ({type(sublayer).__name__})", "relu6",
                 f"{inside}; inner capped activations are not swapped"))
-    return sites
+    return found
 
 
 _RELU6_HINT = " (targets=('relu', 'relu6') rewrites capped ReLUs too)"
@@ -280,14 +375,15 @@ def _was(activation):
 
 def _plan_op(op, path, plan):
     target = relu_sites.raw_op_target(op, plan.targets)
-    if target == "capped":
+    if target:
+        plan.report.replaced.append(_replacing(
+            path, "raw op", target, Kind.RAW_OP,
+            plan.activation_for(target, op), node=op))
+    elif relu_sites.is_uncovered_relu_op(op, plan.targets):
         plan.report.skipped.append(Site(
             path, "raw op", "relu",
             f"{type(op).__name__} with a cap, slope or threshold: not a "
             f"plain ReLU, kept exactly{_RELU6_HINT}"))
-    elif target:
-        plan.report.replaced.append(Site(path, "raw op", target))
-        plan.actions[id(op)] = ("op", plan.activation_for(target, op))
 
 
 def _form(layer, key):
@@ -304,8 +400,9 @@ def _plan_lambda(layer, path, plan):
     calls a target is reported as not reachable."""
     target = relu_sites.target_of_function(layer.function, plan.targets)
     if target and not layer.arguments:
-        plan.report.replaced.append(Site(path, "Lambda layer", target))
-        plan.actions[id(layer)] = ("lambda", plan.activation_for(target))
+        plan.report.replaced.append(_replacing(
+            path, "Lambda layer", target, Kind.LAMBDA,
+            plan.activation_for(target), node=layer))
         return
     target = target or _target_call_in_source(layer.function, plan.targets)
     if target:
@@ -320,18 +417,18 @@ def _plan_layer(layer, path, plan, rebuilt):
     if isinstance(layer, sugar_layers.SugarReLU):
         if plan.replaces_existing:
             target = relu_sites.sugar_target(layer.activation)
-            report.replaced.append(Site(path, "SugarReLU layer", target,
-                                        _was(layer.activation)))
-            plan.actions[id(layer)] = (
-                "relu_layer", plan.activation_for(target, layer.activation))
+            report.replaced.append(_replacing(
+                path, "SugarReLU layer", target, Kind.RELU_LAYER,
+                plan.activation_for(target, layer.activation),
+                layer.activation, node=layer))
             plan.replaced_holders.add((id(layer), "activation"))
         return
     if isinstance(layer, keras.layers.ReLU):
         target = relu_sites.relu_layer_target(layer, plan.targets)
         if target:
-            report.replaced.append(Site(path, "ReLU layer", target))
-            plan.actions[id(layer)] = (
-                "relu_layer", plan.activation_for(target, layer))
+            report.replaced.append(_replacing(
+                path, "ReLU layer", target, Kind.RELU_LAYER,
+                plan.activation_for(target, layer), node=layer))
         elif "relu" in plan.targets and not relu_sites.is_plain_relu(layer):
             hint = (_RELU6_HINT if relu_sites.is_capped_relu(layer)
                     else "")
@@ -344,30 +441,25 @@ def _plan_layer(layer, path, plan, rebuilt):
     if isinstance(layer, keras.layers.Lambda):
         _plan_lambda(layer, path, plan)
         return
-    entries = []
     for key_path, names, owner, key, target in plan.config_sites(layer):
         site_path = (model_graph.join(path, "/".join(names)) if names
                      else path)
         held = getattr(owner, key)
-        report.replaced.append(Site(site_path, _form(owner, key), target,
-                                    _was(held)))
+        report.replaced.append(_replacing(
+            site_path, _form(owner, key), target, Kind.CONFIG,
+            plan.activation_for(target, held), held, node=layer,
+            key_path=key_path))
         if isinstance(held, SugarReLU):
             # A recurrent layer's activations are its cell's.
             holder = (owner.cell if isinstance(owner, keras.layers.RNN)
                       else owner)
             plan.replaced_holders.add((id(holder), key))
-        entries.append((key_path, plan.activation_for(target, held)))
-    if entries:
-        plan.actions[id(layer)] = ("config", None)
-        plan.config_paths[id(layer)] = entries
     if model_graph.is_core_keras(layer):
         return
     # A custom layer is rebuilt from its config when cloned: find the sites
     # on such a rebuilt copy, whose sublayers are the ones the swap sees.
-    sites = _inner_sites(rebuilt[id(layer)], path, "inside custom layer",
-                         plan)
-    if sites:
-        plan.patches[id(layer)] = sites
+    if _inner_sites(rebuilt[id(layer)], path, "inside custom layer", plan,
+                    node=layer):
         return
     target = _target_call_in_source(type(layer).call, plan.targets)
     if target:
@@ -433,67 +525,33 @@ def _rebuild_custom_layers(model, plan, rebuilt, seen):
 
 
 def _graph_site(node, plan):
-    """`(kind, target)` for a node of the rebuilt model's own graph that a
-    copy of the graph can replace, or None."""
+    """`(kind, target)` for a node of the model's own graph that a copy of
+    the graph can replace, or None."""
     if isinstance(node, keras.layers.ReLU):
         target = relu_sites.relu_layer_target(node, plan.targets)
-        return ("relu_layer", target) if target else None
+        return (Kind.RELU_LAYER, target) if target else None
     if isinstance(node, keras.layers.Layer):
         return None
     target = relu_sites.raw_op_target(node, plan.targets)
-    return ("op", target) if target and target != "capped" else None
+    return (Kind.RAW_OP, target) if target else None
 
 
 def _plan_rebuild(model, plan):
-    rebuilt = model_graph.round_trip(model)
-    plan.rebuilt = rebuilt
+    """Plans the rebuild route on `model` itself: the copy rebuilt from its
+    config when the plan is applied has the same graph and sublayers, at
+    the same positions."""
     handled = set()
-    for index, node in enumerate(model_graph.nodes(rebuilt)):
+    for index, node in enumerate(model_graph.nodes(model)):
         site = _graph_site(node, plan)
         if site is None:
             continue
         kind, target = site
         handled.add(id(node))
-        plan.graph_sites.append(
-            [index, kind, plan.activation_for(target, node)])
-        form = "ReLU layer" if kind == "relu_layer" else "raw op"
-        plan.report.replaced.append(Site(node.name, f"{form} (rebuilt)",
-                                         target))
-    plan.rebuilt_sites = _inner_sites(rebuilt, "", "in place (rebuilt)",
-                                      plan, handled)
-
-
-def sugar_holders(layer, names=(), inside=False, inherited=(), seen=None):
-    """Yields `(names, holder, attribute, activation, inside)` for every
-    `SugarReLU` anywhere in `layer`.
-
-    Each is yielded once, on the layer that holds it: a recurrent layer's
-    on its cell, and one a layer passes on to the sublayers it builds
-    (keras_hub's `TransformerEncoder` to its feed-forward `Dense`) on that
-    layer only. `names` are the layer names from `layer` down (a path, see
-    `keras_sugar.model_graph`); `inside` tells a sublayer that a custom
-    layer of a model's graph builds itself.
-    """
-    seen = set() if seen is None else seen
-    for child in model_graph.children(layer):
-        if id(child) in seen:
-            continue  # A shared layer.
-        seen.add(id(child))
-        held = () if isinstance(child, keras.layers.RNN) else [
-            (key, getattr(child, key, None))
-            for key in relu_sites.ACTIVATION_KEYS]
-        own = [(key, a) for key, a in held if isinstance(a, SugarReLU)
-               and not any(a is b for b in inherited)]
-        child_names = names + (child.name,)
-        for key, activation in own:
-            yield child_names, child, key, activation, inside
-        # The sublayers a custom node of a graph builds itself.
-        child_inside = inside or (model_graph.is_graph_model(layer)
-                                  and not model_graph.is_graph_model(child)
-                                  and not model_graph.is_core_keras(child))
-        yield from sugar_holders(
-            child, child_names, child_inside,
-            inherited + tuple(a for _, a in own), seen)
+        form = "ReLU layer" if kind is Kind.RELU_LAYER else "raw op"
+        plan.report.replaced.append(_replacing(
+            node.name, f"{form} (rebuilt)", target, kind,
+            plan.activation_for(target, node), position=index))
+    _inner_sites(model, "", "in place (rebuilt)", plan, handled=handled)
 
 
 def _holder_form(holder, key, inside):
@@ -505,11 +563,11 @@ def _holder_form(holder, key, inside):
 
 
 def _existing_sites(walked, plan, rebuilt=False):
-    """Lists, as kept, the SugarReLUs of `walked` (the model, or its rebuilt
-    copy on the rebuild route) that the rewrite leaves as they are: every
-    one by default; with `existing="replace"` those neither replaced
-    through a config or graph node nor swapped inside a custom layer."""
-    for names, holder, key, activation, within in sugar_holders(
+    """Lists, as kept, the SugarReLUs of `walked` that the rewrite leaves as
+    they are: every one by default; with `existing="replace"` those neither
+    replaced through a config or graph node nor swapped inside a custom
+    layer (on the rebuild route, `rebuilt`, every sublayer is)."""
+    for names, holder, key, activation, within in relu_sites.sugar_holders(
             walked, inside=rebuilt):
         if ((id(holder), key) in plan.replaced_holders
                 or within and plan.replaces_inside(activation)):
@@ -530,7 +588,69 @@ def _existing_sites(walked, plan, rebuilt=False):
 EXISTING = ("keep", "replace")
 
 
-def plan(model, activation, targets, existing="keep"):
+def site_filter(layers):
+    """`(predicate over a Site, description)` for `sugarify`'s `layers=`.
+
+    Args:
+        layers: None (every site), a glob string matched against the whole
+            site path with `fnmatch.fnmatchcase` (`"block_3*"`), a compiled
+            regular expression matched with `search` anywhere in the path,
+            or a callable taking a `Site` and returning a bool.
+
+    Returns:
+        `(predicate, description)`, or `(None, None)` for None.
+
+    Raises:
+        TypeError: For anything else.
+
+    Example:
+
+    >>> keep, text = site_filter("block_3*")
+    >>> keep(Site("block_3_conv/relu", "raw op", "relu")), text
+    (True, "'block_3*'")
+    """
+    if layers is None:
+        return None, None
+    if isinstance(layers, str):
+        return (lambda site: fnmatch.fnmatchcase(site.path, layers),
+                repr(layers))
+    if isinstance(layers, re.Pattern):
+        return (lambda site: layers.search(site.path) is not None,
+                f"re.compile({layers.pattern!r})")
+    if callable(layers):
+        return (lambda site: bool(layers(site)),
+                getattr(layers, "__name__", repr(layers)))
+    raise TypeError(
+        f"sugarify's layers selects the sites to rewrite: a glob string "
+        f"over the site paths the report prints (e.g. 'block_3*'), a "
+        f"compiled re.Pattern (matched with search), a callable taking a "
+        f"Site and returning a bool, or None for every site. Received: "
+        f"layers={layers!r}")
+
+
+def _select(plan, layers):
+    """Moves the sites to replace that `layers` leaves out to the report's
+    `left_by_filter`; refuses a filter that matches none."""
+    keep, description = site_filter(layers)
+    if keep is None:
+        return
+    report = plan.report
+    candidates = report.replaced
+    report.replaced = [site for site in candidates if keep(site)]
+    report.left_by_filter = [site for site in candidates if not keep(site)]
+    report.layers = description
+    if not report.replaced:
+        shown = ", ".join(repr(site.path) for site in candidates[:5])
+        more = (f" (and {len(candidates) - 5} more)" if len(candidates) > 5
+                else "")
+        raise ValueError(
+            f"sugarify's layers={description} matches none of the "
+            f"{len(candidates)} site(s) it could replace"
+            f"{': ' + shown + more if candidates else ''}. Received: "
+            f"layers={layers!r}")
+
+
+def plan(model, activation, targets, existing="keep", layers=None):
     """Plans the rewrite of `model`'s `targets` to `activation`.
 
     Args:
@@ -539,10 +659,13 @@ def plan(model, activation, targets, existing="keep"):
         targets: Tuple of target names (checked by the caller).
         existing: What to do with the SugarReLUs `model` holds already, one
             of `EXISTING` (checked by the caller). Defaults to `"keep"`.
+        layers: Which sites to replace (see `site_filter`). Defaults to
+            None, every site.
 
     Returns:
         A `Plan`; `plan.report` says what will change and by which route.
     """
+    site_filter(layers)  # Its type is refused before any work.
     result = Plan(model, activation, targets, existing)
     rebuilt = {}
     failure = _rebuild_custom_layers(model, result, rebuilt, set())
@@ -550,6 +673,7 @@ def plan(model, activation, targets, existing="keep"):
     if failure is None:
         _plan_clone(model, result, paths, rebuilt, set())
         _existing_sites(model, result)
+        _select(result, layers)
         return result
     layer, reason = failure
     result.report.route = "rebuild"
@@ -559,5 +683,6 @@ def plan(model, activation, targets, existing="keep"):
         f"so a layer-by-layer clone would not reload: {reason}")
     _plan_rebuild(model, result)
     # Every sublayer of the rebuilt model is swapped in place.
-    _existing_sites(result.rebuilt, result, rebuilt=True)
+    _existing_sites(model, result, rebuilt=True)
+    _select(result, layers)
     return result

@@ -14,7 +14,6 @@ from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import relu_sites
-from keras_sugar import rewrite
 from keras_sugar.activations import SugarReLU
 from keras_sugar.activations import sugar_relu
 
@@ -156,7 +155,7 @@ class _StripFunction:
         _check_rebuilt_relus(patched, new)
         # Weights once the clone has called it (building what it builds).
         self.pairs.append((patched.layer, new))
-        sites = rewrite.count_sugar_sites(patched.layer)
+        sites = relu_sites.count_sugar_sites(patched.layer)
         self.report.replaced.append(
             (path, f"inside {type(new).__name__}", f"relu x{sites}"))
         return new
@@ -169,16 +168,15 @@ def _check_rebuilt_relus(patched, rebuilt):
     and only `SugarPatched` can keep a ReLU there."""
     relus = ("relu", "relu6")
     found = []
+    # (Its `relu_layers` are plain ReLU layers in the rebuilt layer too.)
     for path in patched.sites:
-        if path[-1] == patching.LAYER:
-            continue  # A plain ReLU layer in the rebuilt layer too.
-        sublayer = patching.sublayer_at(rebuilt, tuple(path))
+        sublayer = model_graph.sublayer_at(rebuilt, tuple(path))
         if relu_sites.target_of_function(sublayer.activation, relus) is None:
             found.append(f"{sublayer.name} "
                          f"({getattr(sublayer.activation, '__name__', '?')})")
     nodes = model_graph.nodes(rebuilt) if patched.graph_sites else []
     for index, kind, _ in patched.graph_sites:
-        if kind == "op" and relu_sites.raw_op_target(
+        if kind == patching.GRAPH_OP and relu_sites.raw_op_target(
                 nodes[index], relus) not in relus:
             found.append(f"{nodes[index].name} ({type(nodes[index]).__name__})")
     if found:

@@ -240,9 +240,13 @@ class TestBadInput:
             model.fit(x, np.ones((4, 2)), verbose=0,
                       callbacks=[DeadUnitMonitor(x)])
 
-    def test_bad_frequency(self):
-        with pytest.raises(ValueError, match="every_n_batches=0"):
-            DeadUnitMonitor(np.ones((2, 8)), every_n_batches=0)
+    @pytest.mark.parametrize("every", [0, -2, 1.5, True, False])
+    def test_bad_frequency(self, every):
+        # A bool is an int to Python, but True is not a count of batches.
+        with pytest.raises(ValueError, match=(
+                rf"positive integer or None. Received: "
+                rf"every_n_batches={every!r}")):
+            DeadUnitMonitor(np.ones((2, 8)), every_n_batches=every)
 
 
 def shared_layer_model():

@@ -1,6 +1,8 @@
 """`sugarify` rewrites every reachable ReLU site, keeps weights and
 predictions, never touches the original, and the result reloads with SUGAR."""
 
+import ast
+import pathlib
 import re
 
 import keras
@@ -8,8 +10,11 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_sugar import SugarPatched
 from keras_sugar import SugarReLU
 from keras_sugar.layers import SugarReLU as SugarReLULayer
+from keras_sugar import relu_sites
+from keras_sugar import rewrite_plan
 from keras_sugar import sugarify
 from keras_sugar.rewrite import count_sugar_sites
 from tests import zoo
@@ -152,6 +157,28 @@ class TestForms:
         report = sugarify(zoo.every_form(), dry_run=True)
         assert report.route == "clone" and len(report) == 7
         assert "route: cloned layer by layer" in str(report)
+
+    @pytest.mark.parametrize("model", ["custom layers", "rebuild route"])
+    def test_dry_run_builds_no_model_and_no_keras_layer(self, model,
+                                                        monkeypatch):
+        model = (zoo.every_form() if model == "custom layers"
+                 else zoo.TinyBackbone(name="tiny"))
+        expected = str(sugarify(model).sugar_report)
+
+        def no_build(*args, **kwargs):
+            raise AssertionError("dry_run built a layer or a model")
+
+        # Custom layers are rebuilt unweighted from their configs (the one
+        # way to know whether they round-trip); nothing else is.
+        monkeypatch.setattr(keras.models, "clone_model", no_build)
+        for cls in (type(model), keras.Model, keras.Sequential,
+                    keras.layers.Dense, keras.layers.ReLU,
+                    keras.layers.Activation):
+            monkeypatch.setattr(cls, "from_config", classmethod(no_build))
+        monkeypatch.setattr(keras.layers.Activation, "__init__", no_build)
+        monkeypatch.setattr(keras.layers.Layer, "set_weights", no_build)
+        monkeypatch.setattr(SugarPatched, "__init__", no_build)
+        assert str(sugarify(model, dry_run=True)) == expected
 
     def test_relu_named_as_a_whole_word_in_custom_call(self):
         inputs = keras.Input((4,))
@@ -316,6 +343,165 @@ class TestExistingSugar:
                 rf"\['keep', 'replace'\]. Received: "
                 rf"existing={re.escape(repr(existing))}")):
             sugarify(hand_placed(), existing=existing)
+
+
+def staged():
+    """A stem and four stages, one ReLU site each."""
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8, activation="relu", name="stem")(inputs)
+    for stage in range(1, 5):
+        x = keras.layers.Dense(8, name=f"stage{stage}_dense")(x)
+        x = keras.layers.ReLU(name=f"stage{stage}_relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+
+
+def by_last_two_stages(site):
+    return site.path.startswith(("stage3", "stage4"))
+
+
+class TestLayersFilter:
+    """`layers=` rewrites the sites it selects and lists the others."""
+
+    def check(self, model, layers, tmp_path):
+        """Returns the dry run's report and the new model, which reports
+        the same, predicts as `model`, holds exactly the selected
+        SugarReLUs, and reloads with them."""
+        report = sugarify(model, layers=layers, dry_run=True)
+        new = sugarify(model, layers=layers)
+        assert str(new.sugar_report) == str(report)
+        x = sample(model)
+        np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
+        assert count_sugar_sites(new) == len(report.replaced)
+        restored = save_and_load(new, tmp_path)
+        assert count_sugar_sites(restored) == len(report.replaced)
+        np.testing.assert_array_equal(to_numpy(restored(x)),
+                                      to_numpy(new(x)))
+        return report, new
+
+    def test_every_relu_but_the_stem(self, tmp_path):
+        model = staged()
+        report, new = self.check(model, lambda site: site.path != "stem",
+                                 tmp_path)
+        assert [s.path for s in report.left_by_filter] == ["stem"]
+        assert len(report.replaced) == 4
+        assert new.get_layer("stem").activation is keras.activations.relu
+        assert isinstance(new.get_layer("stage1_relu"), SugarReLULayer)
+
+    @pytest.mark.parametrize("layers", [
+        "stage[34]_*", re.compile(r"^stage[34]"), by_last_two_stages],
+        ids=["glob", "regex", "predicate"])
+    def test_only_the_last_two_stages(self, layers, tmp_path):
+        report, new = self.check(staged(), layers, tmp_path)
+        assert [s.path for s in report.replaced] == ["stage3_relu",
+                                                     "stage4_relu"]
+        assert [s.path for s in report.left_by_filter] == [
+            "stem", "stage1_relu", "stage2_relu"]
+        assert not isinstance(new.get_layer("stage2_relu"), SugarReLULayer)
+
+    def test_the_glob_matches_the_whole_path(self):
+        report = sugarify(staged(), layers="stage1*", dry_run=True)
+        assert [s.path for s in report.replaced] == ["stage1_relu"]
+        with pytest.raises(ValueError, match="layers='relu'"):
+            sugarify(staged(), layers="relu")  # Not a part of a path.
+
+    def test_dry_run_shows_the_selection(self):
+        text = str(sugarify(staged(), layers="stage4*", dry_run=True))
+        assert "layers='stage4*'" in text
+        assert re.search(r"replaced: 1\n +stage4_relu ", text)
+        assert re.search(r"left by the filter: 4\n +stem ", text)
+
+    def test_a_custom_layer_and_the_rebuild_route(self, tmp_path):
+        # The sites a custom layer builds itself and those of a rebuilt
+        # graph are selected as the others.
+        report, _ = self.check(zoo.every_form(), "block*", tmp_path)
+        assert [s.form for s in report.replaced] == ["inside custom layer"]
+        assert len(report.left_by_filter) == 6
+        report, _ = self.check(zoo.TinyBackbone(name="tiny"), "dense_relu",
+                               tmp_path)
+        assert [s.form for s in report.replaced] == ["in place (rebuilt)"]
+        assert [s.form for s in report.left_by_filter] == [
+            "raw op (rebuilt)"]
+
+    def test_left_sugar_is_kept_and_counted(self, tmp_path):
+        model = sugarify(staged(), "elu")
+        new = sugarify(model, "nelu", existing="replace", layers="stem")
+        assert new.get_layer("stem").activation == SugarReLU("nelu")
+        assert new.get_layer("stage1_relu").activation == SugarReLU("elu")
+        assert count_sugar_sites(save_and_load(new, tmp_path)) == 5
+
+    def test_a_filter_that_matches_nothing_names_it(self):
+        with pytest.raises(ValueError, match=(
+                r"layers='block_9\*' matches none of the 5 site\(s\) it "
+                r"could replace: 'stem', 'stage1_relu', ")):
+            sugarify(staged(), layers="block_9*")
+
+    def test_a_filter_of_the_wrong_type(self):
+        with pytest.raises(TypeError, match="glob string.*layers=3"):
+            sugarify(staged(), layers=3)
+
+
+def test_site_docstring_names_every_target():
+    for target in relu_sites.TARGETS:
+        assert f'`"{target}"`' in rewrite_plan.Site.__doc__
+
+
+def test_patched_configs_saved_with_marked_relu_layers_still_load():
+    # Before `relu_layers`, their positions ended in "layer" in `sites`.
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, zoo.ReluLayerBlock(8, name="blk")(inputs))
+    config = sugarify(model).get_layer("blk").get_config()
+    relu_layers = config.pop("relu_layers")
+    old = {**config, "sites": config["sites"] + [
+        position + ["layer"] for position in relu_layers]}
+    restored = SugarPatched.from_config(old)
+    assert restored.relu_layers == relu_layers
+    assert isinstance(restored.layer.act, SugarReLULayer)
+    assert restored.get_config() == {**config, "relu_layers": relu_layers}
+
+
+def package_imports():
+    """`{module: modules of keras_sugar it imports}` for the package's own
+    top-level modules."""
+    root = pathlib.Path(relu_sites.__file__).parent
+    found = {}
+    for path in root.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "keras_sugar":
+                    imported |= {alias.name for alias in node.names}
+                elif node.module.startswith("keras_sugar."):
+                    imported.add(node.module.split(".")[1])
+        found[path.stem] = imported & {p.stem for p in root.glob("*.py")}
+    return found
+
+
+# The rewrite's modules, each importing only those before it.
+REWRITE_LAYERS = ["model_graph", "relu_sites", "patching", "rewrite_plan",
+                  "rewrite"]
+
+
+def test_the_rewrite_modules_import_downward_without_cycles():
+    imports = package_imports()
+    for index, module in enumerate(REWRITE_LAYERS):
+        above = set(REWRITE_LAYERS[index:])
+        assert not imports[module] & above, (module, imports[module])
+    assert "rewrite" not in imports["strip"]
+    # No cycle anywhere in the package.
+    done, active = set(), []
+
+    def visit(module):
+        assert module not in active, active + [module]
+        if module in done:
+            return
+        active.append(module)
+        for imported in imports.get(module, ()):
+            visit(imported)
+        active.pop()
+        done.add(module)
+
+    for module in imports:
+        visit(module)
 
 
 def input_names(model):
