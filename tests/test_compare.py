@@ -661,3 +661,13 @@ def test_mnist5k_trains_on_a_slice():
                              dense_units=32).run(0, 3, 64, verbose=0)
     assert result["curves"]["loss"][1] < result["curves"]["loss"][0]
     assert result["test_accuracy"] > 0.2  # Chance is 0.1.
+
+
+def test_resume_refuses_another_validation_split(tmp_path):
+    # The epoch a run reports depends on it: runs of both cannot mix.
+    out = str(tmp_path / "results")
+    compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                verbose=0, validation=0, **_small())
+    with pytest.raises(ValueError, match=r"validation: 0 on disk, 0.1 now"):
+        compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                    resume=True, verbose=0, validation=0.1, **_small())

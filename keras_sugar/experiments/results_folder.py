@@ -31,7 +31,7 @@ CLAIMS = "claims"
 # Settings that change what a run produces: a resumed comparison must use
 # the same ones (activations and seeds may differ, to add runs).
 SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
-                  "batch_size", "lr", "momentum")
+                  "batch_size", "lr", "momentum", "validation")
 
 
 def check(path, overwrite=False, resume=False):
