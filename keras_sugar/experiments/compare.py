@@ -2,7 +2,9 @@
 tabulate test accuracy, dead units, sparsity and time, like the paper, with
 each activation's paired difference from the first one.
 
-Run: `keras-sugar compare` (see `keras-sugar compare --help`).
+Run: `keras-sugar compare` (see `keras-sugar compare --help`). Several
+processes may share the runs of one results folder (`--jobs`, or several
+commands with `--resume`: see `results_folder` and `jobs`).
 """
 
 import csv
