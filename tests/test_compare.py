@@ -21,6 +21,7 @@ from keras_sugar.experiments import cli
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
+from keras_sugar.experiments.compare_settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,16 +94,26 @@ def test_same_seed_same_initial_weights_for_every_activation():
         np.testing.assert_array_equal(a, b)
 
 
-def test_python_run_uses_the_command_line_defaults():
-    import inspect
-
+def test_python_run_uses_the_command_line_defaults(monkeypatch):
     from keras_sugar.experiments.compare_command import DEFAULTS
 
-    parameters = inspect.signature(compare.run).parameters
+    # One settings object, made the same way from Python and from the
+    # command line: no signature repeated, no value passed by position.
+    made = []
+    monkeypatch.setattr(compare.Comparison, "run",
+                        lambda self, verbose=1: made.append(self.settings))
+    compare.run()
+    args = cli.parser().parse_args(["compare"])
+    assert made[0] == Settings.from_args(args)
     for key, value in DEFAULTS.items():
-        if key != "model_kwargs":  # **model_kwargs: the builders' own.
-            assert parameters[key].default == value, key
+        assert getattr(made[0], key) == value, key
     assert DEFAULTS["seeds"] == (0, 1, 2, 3, 4)  # As in the paper.
+    # Keywords that are not settings go to the model builder.
+    settings = Settings.create("digits", model="mlp", depth=2, seeds=3,
+                               activations="relu,gelu")
+    assert settings.model_kwargs == {"depth": 2}
+    assert settings.seeds == (0, 1, 2)
+    assert settings.activations == ("relu", "gelu")
 
 
 def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
@@ -215,8 +226,9 @@ def _cli(args, capsys):
     (["--lr", "nan"], "argument --lr: 'nan' is not a finite number >= 0"),
     (["--lr", "-1"], "argument --lr: '-1' is not a finite number >= 0"),
     (["--momentum", "2"], "argument --momentum: '2' is not a number in"),
-    (["--seeds", "0"], "argument --seeds: '0': at least one seed is needed"),
-    (["--seeds", "1,1"], "argument --seeds: '1,1' repeats a seed"),
+    (["--seeds", "0"], "argument --seeds: '0' is not distinct integers, at "
+     "least one"),
+    (["--seeds", "1,1"], "argument --seeds: '1,1' is not distinct integers"),
     (["--model-kwargs", "layout=vgg99"], "Unknown VGG layout 'vgg99'"),
     (["--model-kwargs", "width=0"], "width must be a number > 0"),
     (["--resume"], "--resume and --overwrite need --out."),
@@ -224,7 +236,13 @@ def _cli(args, capsys):
     (["--data", "nowhere/data.npz"], "No such data file or folder"),
     (["--activations", "relu,sugar:nope"], "Unknown surrogate 'nope'"),
     (["--activations", "relu,gelu,relu"],
-     "--activations 'relu,gelu,relu' repeats 'relu'."),
+     "activations must be distinct: 'relu' is repeated"),
+    (["--jobs", "0"], "argument --jobs: '0' is not an integer >= 1"),
+    (["--jobs", "two"], "argument --jobs: 'two' is not an integer >= 1"),
+    (["--jobs", "1.5"], "argument --jobs: '1.5' is not an integer >= 1"),
+    (["--jobs", "2"], "--jobs 2 needs --out"),
+    (["--validation", "0.9"], "argument --validation: '0.9' is not a "
+     "number in [0, 0.5]"),
 ])
 def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     status, out, err = _cli(["compare", *args], capsys)
@@ -535,3 +553,121 @@ def test_the_progress_bar_counts_the_epochs_of_the_run(capsys):
     out = capsys.readouterr().out
     assert "Epoch 2/3" in out and "Epoch 3/3" in out
     assert "Epoch 2/2" not in out
+
+
+def _keys(runs):
+    return sorted((run["activation"], run["seed"]) for run in runs)
+
+
+def test_jobs_2_trains_the_same_runs_as_one_process(tmp_path, capfd):
+    settings = dict(activations=("relu", "sugar:bsilu"), seeds=(0, 1),
+                    verbose=0, **_small())
+    _, alone = compare.run("digits", out=str(tmp_path / "one"), **settings)
+    _, shared = compare.run("digits", out=str(tmp_path / "two"), jobs=2,
+                            **settings)
+    out = capfd.readouterr().out  # The workers write to the file itself.
+    assert "[worker 1] run " in out and "[worker 2] run " in out
+    on_disk = results_folder.ResultsFolder(str(tmp_path / "two")).runs()
+    assert _keys(on_disk) == _keys(alone)  # Each run once, none lost.
+    by_key = {(r["activation"], r["seed"]): r for r in shared}
+    for run in alone:  # Bit for bit, run by run.
+        other = by_key[run["activation"], run["seed"]]
+        assert other["curves"] == run["curves"]
+        assert other["test_accuracy"] == run["test_accuracy"]
+    assert (tmp_path / "two" / "results.json").exists()
+
+
+def _command(out, *extra):
+    return [sys.executable, "-m", "keras_sugar", "compare", "--data",
+            "digits", "--model", "mlp", "--model-kwargs", "depth=2,units=16",
+            "--epochs", "2", "--seeds", "3", "--activations",
+            "relu,sugar:bsilu", "--quiet", "--out", str(out), *extra]
+
+
+def test_processes_sharing_a_folder_train_each_run_once(tmp_path):
+    out = tmp_path / "results"
+    # Started together, as by hand or a cluster array.
+    procs = [subprocess.Popen(_command(out, "--resume"), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr[-3000:]
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    # One line per training: six runs, each trained once.
+    assert _keys(map(json.loads, lines)) == _keys(
+        [{"activation": a, "seed": s} for a in ("relu", "sugar:bsilu")
+         for s in range(3)])
+    started = sum(stdout.count(": test accuracy") for stdout, _ in outputs)
+    assert started == 6
+    with open(out / "results.json") as f:
+        assert len(json.load(f)["runs"]) == 6  # Written by the last.
+
+
+def test_a_process_killed_mid_run_loses_only_that_run(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.Popen(_command(out, "--epochs", "30"), cwd=ROOT,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("run 2/6: relu, seed 1"):
+                seen.set()  # Run 1 is on disk, run 2 has begun.
+        seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert seen.wait(timeout=300), "no second run in 300 s"
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    folder = results_folder.ResultsFolder(str(out))
+    assert _keys(folder.runs()) == [("relu", 0)]
+    resumed = subprocess.run(_command(out, "--epochs", "30", "--resume"),
+                             capture_output=True, text=True, cwd=ROOT,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "run 2/6: relu, seed 1" in resumed.stdout
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and len(set(_keys(map(json.loads, lines)))) == 6
+
+
+def test_the_epoch_is_chosen_on_a_validation_split(tmp_path):
+    data = datasets.hold_out(datasets.load("digits"), 0.1)
+    trainer = compare.Trainer(data, "mlp", "relu", 0.05, 0.9, depth=2,
+                              units=16)
+    result = trainer.run(0, 4, 128, verbose=0)
+    curves = result["curves"]
+    best = int(np.argmax(curves["val_accuracy"]))  # Validation, not test.
+    assert result["epoch"] == best + 1
+    assert result["test_accuracy"] == pytest.approx(
+        curves["test_accuracy"][best], abs=0)
+    assert result["last_test_accuracy"] == curves["test_accuracy"][-1]
+    assert result["dead_units"] == curves["dead_units"][best]
+    # The test curve is the test split's: the model after the last epoch.
+    _, accuracy = trainer.model.evaluate(data.x_test, data.y_test, verbose=0)
+    assert curves["test_accuracy"][-1] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_mnist5k_trains_on_a_slice():
+    data = datasets.load("mnist5k")
+    data.x_train, data.y_train = data.x_train[:1024], data.y_train[:1024]
+    result = compare.Trainer(data, "vgg", "sugar:bsilu", 0.05, 0.9,
+                             layout=[4, "M", 8, "M"], width=1.0,
+                             dense_units=32).run(0, 3, 64, verbose=0)
+    assert result["curves"]["loss"][1] < result["curves"]["loss"][0]
+    assert result["test_accuracy"] > 0.2  # Chance is 0.1.
+
+
+def test_resume_refuses_another_validation_split(tmp_path):
+    # The epoch a run reports depends on it: runs of both cannot mix.
+    out = str(tmp_path / "results")
+    compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                verbose=0, validation=0, **_small())
+    with pytest.raises(ValueError, match=r"validation: 0 on disk, 0.1 now"):
+        compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+                    resume=True, verbose=0, validation=0.1, **_small())

@@ -304,3 +304,33 @@ def test_labels_beyond_the_known_classes_are_refused():
                        r"label in \[0, 10\)"):
         datasets.Dataset("cifar10", np.zeros((2, 3)), [0, 9],
                          np.zeros((1, 3)), [10], num_classes=10)
+
+
+def test_mnist5k_is_real_mnist_in_a_fixed_stratified_split():
+    data = datasets.load("mnist5k")
+    assert data.x_train.shape == (4000, 28, 28, 1)
+    assert data.x_test.shape == (1000, 28, 28, 1)
+    assert data.x_train.dtype == np.float32 and data.num_classes == 10
+    assert data.x_train.min() == 0.0 and data.x_train.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(data.y_train), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(data.y_test), [100] * 10)
+    again = datasets.load("mnist5k")  # The same split every time.
+    np.testing.assert_array_equal(again.x_test, data.x_test)
+    np.testing.assert_array_equal(again.y_train, data.y_train)
+
+
+def test_hold_out_carves_a_stratified_validation_split_from_train():
+    data = datasets.load("digits")
+    split = datasets.hold_out(data, 0.1)
+    train_counts = np.bincount(data.y_train)
+    val_counts = np.bincount(split.y_val)
+    np.testing.assert_array_equal(val_counts,
+                                  np.round(0.1 * train_counts).astype(int))
+    assert len(split.x_train) + len(split.x_val) == len(data.x_train)
+    np.testing.assert_array_equal(split.x_test, data.x_test)  # Untouched.
+    # No validation example is trained on.
+    train = {row.tobytes() for row in split.x_train}
+    assert not any(row.tobytes() in train for row in split.x_val)
+    again = datasets.hold_out(data, 0.1)
+    np.testing.assert_array_equal(again.x_val, split.x_val)
+    assert "val=(142, 8, 8, 1)" in repr(split)

@@ -2,11 +2,14 @@
 tabulate test accuracy, dead units, sparsity and time, like the paper, with
 each activation's paired difference from the first one.
 
-Run: `keras-sugar compare` (see `keras-sugar compare --help`).
+Run: `keras-sugar compare` (see `keras-sugar compare --help`). Several
+processes may share the runs of one results folder (`--jobs`, or several
+commands with `--resume`: see `results_folder` and `jobs`).
 """
 
 import csv
 import functools
+import io
 import json
 import statistics
 import sys
@@ -22,44 +25,33 @@ from keras_sugar.experiments import compare_command
 from keras_sugar.experiments import comparison_table
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import interruption
+from keras_sugar.experiments import jobs
 from keras_sugar.experiments import results_folder
-from keras_sugar.experiments.compare_command import DEFAULTS
+from keras_sugar.experiments.compare_settings import ActivationSpec
+from keras_sugar.experiments.compare_settings import Settings
 
 CSV_FIELDS = ("activation", "seed", "test_accuracy", "test_loss",
-              "dead_units", "sparsity", "seconds_per_epoch", "seconds")
-
-
-def _parse_value(text):
-    value = compare_command.parse_value(text)
-    if isinstance(value, str):
-        raise ValueError(f"Cannot read parameter value '{text}': use a "
-                         f"number, true or false.")
-    return value
+              "dead_units", "sparsity", "epoch", "last_test_accuracy",
+              "seconds_per_epoch", "seconds")
 
 
 def parse_activation(spec):
     """Turns a spec into a Keras activation.
 
     `"relu"`, `"gelu"` (any Keras activation name), or
-    `"sugar:<surrogate>[:param=value,...]"` for a `SugarReLU`.
+    `"sugar:<surrogate>[:param=value,...]"` for a `SugarReLU` (see
+    `compare_settings.ActivationSpec`).
 
     Example:
 
     >>> parse_activation("sugar:nelu:alpha=0.1")
     SugarReLU('nelu', alpha=0.1)
     """
-    if not spec.startswith("sugar:"):
-        return keras.activations.get(spec)
-    parts = spec.split(":")
-    if len(parts) > 3 or not parts[1]:
-        raise ValueError(f"Activation spec '{spec}' is not of the form "
-                         f"sugar:<surrogate>[:param=value,...]")
-    params = {}
-    if len(parts) == 3 and parts[2]:
-        for item in parts[2].split(","):
-            key, _, value = item.partition("=")
-            params[key.strip()] = _parse_value(value.strip())
-    return SugarReLU(parts[1], **params)
+    if not isinstance(spec, ActivationSpec):
+        spec = ActivationSpec.parse(spec)
+    if spec.surrogate is None:
+        return keras.activations.get(spec.text)
+    return SugarReLU(spec.surrogate, **spec.params)
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -166,6 +158,10 @@ class Trainer:
             [self._monitor] if self._monitor else [])
         if verbose:
             callbacks.append(_RunProgbar(epochs))
+        # With a validation split the epoch is chosen on it and the test
+        # split is evaluated after each epoch; without, it is the last.
+        validation = (data.x_val, data.y_val) if data.x_val is not None else (
+            data.x_test, data.y_test)
         history = {}
         for epoch in range(epochs):
             # The batches are drawn here, from the seed and epoch alone:
@@ -176,22 +172,37 @@ class Trainer:
                 data.x_train[order], data.y_train[order],
                 batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                 shuffle=False, verbose=verbose, callbacks=callbacks,
-                validation_data=(data.x_test, data.y_test)).history
+                validation_data=validation).history
             interruption.check()  # The dead units were measured last.
+            if data.x_val is not None:
+                test = self.model.evaluate(
+                    data.x_test, data.y_test, batch_size=batch_size,
+                    verbose=0, callbacks=[_StopOnCtrlC()], return_dict=True)
+                logs["test_accuracy"] = [test["accuracy"]]
+                logs["test_loss"] = [test["loss"]]
+            else:
+                logs["test_accuracy"] = logs["val_accuracy"]
+                logs["test_loss"] = logs["val_loss"]
             for key, values in logs.items():
                 history.setdefault(key, []).extend(values)
         steady = timer.seconds[1:] or timer.seconds  # The first compiles.
+        # The first epoch of best validation accuracy (the last epoch
+        # without a validation split): never chosen on the test split.
+        chosen = (int(np.argmax(history["val_accuracy"]))
+                  if data.x_val is not None else epochs - 1)
         return {
             "activation": self.spec, "seed": seed,
-            # The last epoch's evaluation on the test split.
-            "test_accuracy": history["val_accuracy"][-1],
-            "test_loss": history["val_loss"][-1],
-            "dead_units": history.get("dead_units", [None])[-1],
-            "sparsity": history.get("sparsity", [None])[-1],
+            "test_accuracy": history["test_accuracy"][chosen],
+            "test_loss": history["test_loss"][chosen],
+            "dead_units": history.get("dead_units", [None] * epochs)[chosen],
+            "sparsity": history.get("sparsity", [None] * epochs)[chosen],
+            "epoch": chosen + 1,
+            "last_test_accuracy": history["test_accuracy"][-1],
             "seconds_per_epoch": statistics.median(steady),
             "seconds": time.perf_counter() - start,
             "curves": {key: [float(v) for v in history[key]]
-                       for key in ("loss", "val_accuracy", "dead_units")
+                       for key in ("loss", "val_accuracy", "test_accuracy",
+                                   "dead_units")
                        if key in history},
         }
 
@@ -211,72 +222,113 @@ def _duration(seconds):
 
 class _Progress:
     """`run k/N: activation, seed s` lines with elapsed time and what
-    remains (estimated from the runs finished so far)."""
+    remains of the whole comparison, estimated from the runs that ended
+    since this process started (its own and, sharing a folder, other
+    processes'). `name` (a worker's) starts each line."""
 
-    def __init__(self, total, done):
-        self.total, self.number, self.finished = total, done, 0
+    def __init__(self, total, done, name=None):
+        self.total, self.first_done = total, done
+        self.prefix = f"[{name}] " if name else ""
         self.start = time.perf_counter()
 
-    def begin(self, spec, seed):
-        self.number += 1
+    def begin(self, spec, seed, done, busy):
         elapsed = time.perf_counter() - self.start
-        left = ""
-        if self.finished:
-            remaining = self.total - self.number + 1
-            left = f", ~{_duration(elapsed / self.finished * remaining)} left"
-        print(f"run {self.number}/{self.total}: {spec}, seed {seed} "
-              f"(elapsed {_duration(elapsed)}{left})", flush=True)
+        left, ended = "", done - self.first_done
+        if ended > 0:
+            remaining = self.total - done
+            left = f", ~{_duration(elapsed / ended * remaining)} left"
+        print(f"{self.prefix}run {done + busy + 1}/{self.total}: {spec}, "
+              f"seed {seed} (elapsed {_duration(elapsed)}{left})",
+              flush=True)
 
     def end(self, result):
-        self.finished += 1
         dead = result["dead_units"]
         dead = "n/a" if dead is None else f"{100 * dead:.2f}%"
-        print(f"  {result['activation']}, seed {result['seed']}: test "
-              f"accuracy {100 * result['test_accuracy']:.2f}%, dead units "
-              f"{dead}, {result['seconds']:.1f} s", flush=True)
+        print(f"{self.prefix}  {result['activation']}, seed "
+              f"{result['seed']}: test accuracy "
+              f"{100 * result['test_accuracy']:.2f}% (epoch "
+              f"{result['epoch']}), dead units {dead}, "
+              f"{result['seconds']:.1f} s", flush=True)
+
+
+class _Unshared:
+    """The runs to train without a folder: a plain list, nothing to
+    share."""
+
+    def __init__(self, keys):
+        self.todo, self.done = list(keys), 0
+
+    def claim(self, keys):
+        key = self.todo.pop(0) if self.todo else None
+        claim = results_folder.Claim(key, None, self.done, 0)
+        self.done += key is not None
+        return claim
 
 
 class Comparison:
-    """A checked comparison, ready to train: see `prepare`."""
+    """A checked comparison, ready to train: see `prepare`.
+
+    `complete` says, after `run`, whether every requested run is finished
+    (other processes sharing the folder may still be training some).
+    """
 
     def __init__(self, dataset, settings, config, folder, finished):
         self.dataset, self.settings, self.config = dataset, settings, config
         self.folder, self.finished = folder, finished
+        self.complete = False
 
     def todo(self):
         done = {(run["activation"], run["seed"]) for run in self.finished}
-        return [(spec, seed) for spec in self.settings["activations"]
-                for seed in self.settings["seeds"] if (spec, seed) not in done]
+        return [key for key in self.settings.runs() if key not in done]
 
-    def run(self, verbose=1):
-        """Trains every missing run, writing each as it ends; returns
-        `(summary, runs)` built from the finished runs."""
+    def run(self, verbose=1, name=None):
+        """Trains every run no other process has claimed, writing each as
+        it ends; returns `(summary, runs)` built from the finished runs.
+
+        With `settings.jobs` > 1 the runs are trained by that many worker
+        processes instead (see `jobs`). `name` starts each progress line.
+        """
         s = self.settings
-        todo = self.todo()
-        requested = len(s["activations"]) * len(s["seeds"])
-        progress = _Progress(requested, requested - len(todo))
-        runs = list(self.finished)
-        for spec in dict.fromkeys(spec for spec, _ in todo):
-            trainer = Trainer(self.dataset, s["model"], spec, s["lr"],
-                              s["momentum"], **s["model_kwargs"])
-            for seed in [seed for name, seed in todo if name == spec]:
-                interruption.check()
-                progress.begin(spec, seed)
-                result = trainer.run(seed, s["epochs"], s["batch_size"],
-                                     verbose)
-                if self.folder:
-                    self.folder.append(result)
-                runs.append(result)
-                progress.end(result)
-        if self.folder:
-            runs = self.folder.runs()  # What is on disk is the record.
-        runs = _requested(runs, s["activations"], s["seeds"])
-        summary = comparison_table.summarize(runs, s["activations"][0])
-        if self.folder:
-            for path in write_outputs(self.folder, self.config, runs,
-                                      summary):
-                print(f"wrote {path}")
+        if s.jobs > 1:
+            jobs.run_workers(s.replace(jobs=1, resume=True, overwrite=False),
+                             s.jobs, verbose)
+        else:
+            self.train(verbose, name)
+        runs = self.folder.runs() if self.folder else self.finished
+        runs = _requested(runs, s.activations, s.seeds)
+        self.complete = len(runs) == len(s.runs())
+        summary = comparison_table.summarize(runs, s.activations[0])
+        if self.folder and self.complete:
+            with self.folder.lock:  # One writer at a time, sharing it.
+                for path in write_outputs(self.folder, self.config, runs,
+                                          summary):
+                    print(f"wrote {path}")
         return summary, runs
+
+    def train(self, verbose=1, name=None):
+        """Trains the runs this process claims, one by one, until none is
+        left; writes no table (see `run`)."""
+        s, keys = self.settings, self.settings.runs()
+        source = self.folder or _Unshared(self.todo())
+        progress = _Progress(len(keys), len(keys) - len(self.todo()), name)
+        trainer = None
+        while True:
+            interruption.check()
+            with source.claim(keys) as claim:
+                if claim.key is None:
+                    return
+                spec, seed = claim.key
+                if trainer is None or trainer.spec != spec:
+                    trainer = None  # Free the last model first.
+                    trainer = Trainer(self.dataset, s.model, spec, s.lr,
+                                      s.momentum, **s.model_kwargs)
+                progress.begin(spec, seed, claim.done, claim.busy)
+                result = trainer.run(seed, s.epochs, s.batch_size, verbose)
+                if self.folder:
+                    self.folder.append(result)  # Before the claim ends.
+                else:
+                    self.finished.append(result)
+            progress.end(result)
 
 
 def _requested(runs, specs, seeds):
@@ -285,91 +337,60 @@ def _requested(runs, specs, seeds):
             if (spec, seed) in by_key]
 
 
-def _check_numbers(seeds, **settings):
-    for name, value in settings.items():
-        compare_command.check_setting(name, value)
-    seeds = list(seeds)
-    if not seeds or len(set(seeds)) != len(seeds) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ValueError(f"seeds must be distinct integers, at least one. "
-                         f"Received: seeds={seeds!r}")
-
-
-def prepare(data=DEFAULTS["data"], model=DEFAULTS["model"],
-            activations=DEFAULTS["activations"], seeds=DEFAULTS["seeds"],
-            epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
-            lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], out=None,
-            resume=False, overwrite=False, **model_kwargs):
-    """Checks everything before any training: the model and its keywords,
-    the data (see `datasets.Dataset`), every activation spec, that the
-    model builds on the data's shape, and the results folder (see
-    `results_folder.check`); returns a `Comparison`.
+def prepare(*args, **kwargs):
+    """Checks everything before any training: the settings (see
+    `compare_settings.Settings`: a `Settings`, or the arguments of
+    `Settings.create`), the data (see `datasets.Dataset`), every
+    activation, that the model builds on the data's shape, and the results
+    folder (see `results_folder.check`); returns a `Comparison`.
 
     Raises:
         ValueError, FileNotFoundError, ImportError: naming the bad value.
     """
-    architectures.check(model, model_kwargs)
-    _check_numbers(seeds=seeds, epochs=epochs, batch_size=batch_size, lr=lr,
-                   momentum=momentum)
-    if out is not None:
-        results_folder.check(out, overwrite, resume)
-    specs = list(activations)
-    if not specs:
-        raise ValueError("activations must name at least one activation "
-                         "(the first is the baseline). Received: "
-                         "activations=[]")
-    repeated = compare_command.first_repeated(specs)
-    if repeated is not None:
-        raise ValueError(f"activations must be distinct: '{repeated}' is "
-                         f"repeated. Received: activations={specs!r}")
-    for spec in specs:
+    if len(args) == 1 and not kwargs and isinstance(args[0], Settings):
+        (s,) = args
+    else:
+        s = Settings.create(*args, **kwargs)
+    for spec in s.specs:
         parse_activation(spec)
-    dataset = datasets.load(data)
+    dataset = datasets.load(s.data)
+    if s.validation:
+        dataset = datasets.hold_out(dataset, s.validation)
     interruption.check()
-    build(model, dataset, parse_activation(specs[0]), **model_kwargs)
+    build(s.model, dataset, parse_activation(s.specs[0]), **s.model_kwargs)
     interruption.check()  # Before anything is written.
-    settings = {"data": data, "model": model, "model_kwargs": model_kwargs,
-                "activations": specs, "seeds": list(seeds),
-                "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                "momentum": momentum}
     config = {"backend": keras.backend.backend(), "dataset": repr(dataset),
-              **settings}
+              **s.config()}
     folder, finished = None, []
-    if out is not None:
-        folder = results_folder.ResultsFolder(out)
-        finished = folder.start(config, overwrite, resume)
-    return Comparison(dataset, settings, config, folder, finished)
+    if s.out is not None:
+        folder = results_folder.ResultsFolder(s.out)
+        finished = folder.start(config, s.overwrite, s.resume)
+    return Comparison(dataset, s, config, folder, finished)
 
 
-def run(data=DEFAULTS["data"], model=DEFAULTS["model"],
-        activations=DEFAULTS["activations"], seeds=DEFAULTS["seeds"],
-        epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
-        lr=DEFAULTS["lr"], momentum=DEFAULTS["momentum"], out=None,
-        resume=False, overwrite=False, verbose=1, **model_kwargs):
+def run(*args, verbose=1, **kwargs):
     """Runs the whole comparison; returns `(summary, runs)`.
 
-    The defaults are the command line's (`compare_command.DEFAULTS`);
-    `**model_kwargs` go to the model builder, whose own defaults apply
-    otherwise. With `out`, each run is written as it ends (see
-    `results_folder`).
+    Takes a `compare_settings.Settings` or the arguments of
+    `Settings.create`: the command line's defaults (`DEFAULTS`) and
+    checks, and any keyword that is not a setting goes to the model
+    builder, whose own defaults apply otherwise. With `out`, each run is
+    written as it ends (see `results_folder`).
     """
-    comparison = prepare(data, model, activations, seeds, epochs, batch_size,
-                         lr, momentum, out, resume, overwrite,
-                         **model_kwargs)
-    return comparison.run(verbose)
+    return prepare(*args, **kwargs).run(verbose)
 
 
 def write_outputs(folder, config, runs, summary):
     """Writes results.json, results.csv and (with matplotlib) a PNG into
     a `results_folder.ResultsFolder`; returns their paths."""
-    with open(folder.file("results.json"), "w") as f:
-        json.dump({"config": config, "summary": summary, "runs": runs}, f,
-                  indent=2)
-    with open(folder.file("results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS,
-                                extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(runs)
+    folder.write("results.json", json.dumps(
+        {"config": config, "summary": summary, "runs": runs}, indent=2))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_FIELDS,
+                            extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(runs)
+    folder.write("results.csv", table.getvalue())
     written = ["results.json", "results.csv"]
     try:
         from keras_sugar.experiments import comparison_plot
@@ -400,10 +421,7 @@ def main(args):
     try:
         interruption.check()  # A Ctrl-C while Keras started.
         try:
-            comparison = prepare(
-                s["data"], s["model"], s["activations"], s["seeds"],
-                s["epochs"], s["batch_size"], s["lr"], s["momentum"],
-                args.out, args.resume, args.overwrite, **s["model_kwargs"])
+            comparison = prepare(s)
         except (ValueError, FileNotFoundError, ImportError) as error:
             args.parser.error(str(error))  # Nothing has trained yet.
         progress = "runs" if args.quiet else args.progress
@@ -411,27 +429,38 @@ def main(args):
     except KeyboardInterrupt:  # `Interrupted`, or one raised before.
         print(f"\n{_what_was_kept(args, comparison)}", file=sys.stderr)
         raise SystemExit(130) from None
-    print(f"\n{s['model']} on {s['data']}, {len(s['seeds'])} seed(s), "
-          f"{s['epochs']} epochs, SGD lr={s['lr']} "
-          f"momentum={s['momentum']}, backend={keras.backend.backend()}")
+    except jobs.WorkerFailed as error:
+        print(f"\n{error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if not comparison.complete:
+        print(f"\nFinished runs: {len(runs)} of {len(s.runs())} in "
+              f"{s.out}; the others are being trained by other processes "
+              f"sharing it: the last to end writes the table and files "
+              f"(or run the same command with --resume after them).")
+        return summary
+    print(f"\n{s.model} on {s.data}, {len(s.seeds)} seed(s), "
+          f"{s.epochs} epochs, SGD lr={s.lr} momentum={s.momentum}, "
+          f"backend={keras.backend.backend()}")
     print(comparison_table.format_table(summary))
-    print(f"vs baseline: the mean of each seed's difference from "
-          f"{s['activations'][0]} (same seed, same initial weights), in "
-          f"points, with its 95% confidence interval over seeds.")
+    chosen = (f"at the epoch of best accuracy on a validation split ("
+              f"{s.validation:g} of the training data)" if s.validation
+              else "after the last epoch")
+    print(f"test accuracy: {chosen}. vs baseline: the mean of each seed's "
+          f"difference from {s.activations[0]} (same seed, same initial "
+          f"weights), in points, with its 95% confidence interval over "
+          f"seeds.")
     return summary
 
 
 def _what_was_kept(args, comparison):
+    s = args.settings
     if comparison is None:
-        where = f"; --out {args.out} is as it was" if args.out else ""
+        where = f"; --out {s.out} is as it was" if s.out else ""
         return f"Interrupted before any training{where}."
     if not comparison.folder:
         return "Interrupted. Nothing was kept: there is no --out."
-    s = comparison.settings
-    requested = len(s["activations"]) * len(s["seeds"])
-    done = len(_requested(comparison.folder.runs(), s["activations"],
-                          s["seeds"]))
+    done = len(_requested(comparison.folder.runs(), s.activations, s.seeds))
     runs_file = comparison.folder.file(results_folder.RUNS)
-    return (f"Interrupted. Finished runs: {done} of {requested}, kept in "
-            f"{runs_file}: run the same command with --resume to train the "
-            f"rest.")
+    return (f"Interrupted. Finished runs: {done} of {len(s.runs())}, kept "
+            f"in {runs_file}: run the same command with --resume to train "
+            f"the rest.")

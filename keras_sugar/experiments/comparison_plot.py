@@ -35,8 +35,10 @@ def plot_comparison(runs, path, title=None):
     for spec in dict.fromkeys(run["activation"] for run in runs):
         curves = [run["curves"] for run in runs if run["activation"] == spec]
         seeds = f"{spec} ({len(curves)} seeds)"
-        color = _mean_band(ax_acc, [c["val_accuracy"] for c in curves], 100,
-                           seeds)
+        # Runs made before the validation split have the test curve as
+        # "val_accuracy".
+        color = _mean_band(ax_acc, [c.get("test_accuracy", c["val_accuracy"])
+                                    for c in curves], 100, seeds)
         if all("dead_units" in c for c in curves):
             _mean_band(ax_dead, [c["dead_units"] for c in curves], 100,
                        spec, color)

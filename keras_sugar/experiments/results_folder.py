@@ -4,8 +4,21 @@ finished run, appended the moment the run ends.
 A crash, Ctrl-C or a killed process loses only the run in progress;
 `resume` picks up the finished ones. Tables and plots are rebuilt from
 what is here, never from memory alone.
+
+Any number of processes may share one folder (`--resume`, `--jobs`, a
+cluster array over a shared filesystem). Every read and write of the
+folder's files happens under one lock, `runs.jsonl.lock`. A process
+claims a run by holding the run's own lock, `claims/<key>.lock`, for as
+long as it trains it, and appends the run before letting go: a run on
+disk is finished, a run whose lock is held is being trained, and any
+other run is free, whether never started or started by a process that
+died (the operating system releases a dead process's locks). Both are
+`filelock` locks (`flock`); on a shared filesystem it must support them
+(NFS does; Lustre needs the `flock` mount option).
 """
 
+import hashlib
+import importlib
 import json
 import os
 
@@ -13,10 +26,12 @@ CONFIG = "config.json"
 RUNS = "runs.jsonl"
 # Every file a comparison writes; `overwrite` removes only these.
 OUTPUTS = (CONFIG, RUNS, "results.json", "results.csv", "comparison.png")
+LOCK = RUNS + ".lock"
+CLAIMS = "claims"
 # Settings that change what a run produces: a resumed comparison must use
 # the same ones (activations and seeds may differ, to add runs).
 SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
-                  "batch_size", "lr", "momentum")
+                  "batch_size", "lr", "momentum", "validation")
 
 
 def check(path, overwrite=False, resume=False):
@@ -86,6 +101,18 @@ def read_config(path):
         f"(its runs are then removed), or another --out.")
 
 
+def _filelock():
+    # Imported when a folder is used: `--help` and runs without --out work
+    # without the `data` extra.
+    try:
+        return importlib.import_module("filelock")
+    except ImportError as error:
+        if error.name != "filelock":
+            raise
+        raise ImportError("A results folder (--out) needs the 'filelock' "
+                          "package: pip install \"keras-sugar[data]\"") from error
+
+
 def has_results(path):
     return any(os.path.exists(os.path.join(path, name))
                for name in (CONFIG, RUNS))
@@ -100,6 +127,9 @@ class ResultsFolder:
 
     def __init__(self, path):
         self.path = path
+        self._filelock = _filelock()
+        # Reentrant: a method holding it may call another that takes it.
+        self.lock = self._filelock.FileLock(self.file(LOCK))
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -110,21 +140,56 @@ class ResultsFolder:
 
         Raises:
             ValueError: resuming a comparison whose settings differ (names
-                each differing setting).
+                each differing setting), or, without `resume`, a folder
+                another process started meanwhile.
         """
         check(self.path, overwrite, resume)
         os.makedirs(self.path, exist_ok=True)
-        if overwrite:
-            for name in OUTPUTS:
-                if os.path.exists(self.file(name)):
-                    os.remove(self.file(name))
-        finished = []
-        if resume and has_results(self.path):
-            finished = self._check_same_settings(config)
-        # Written first: a folder that cannot take files fails here, not
-        # after the first run.
-        self._write_json(CONFIG, config)
+        with self.lock:
+            # Again under the lock: two processes may have passed `check`
+            # together.
+            check(self.path, overwrite, resume)
+            if overwrite:
+                for name in OUTPUTS:
+                    if os.path.exists(self.file(name)):
+                        os.remove(self.file(name))
+            finished = []
+            if resume and has_results(self.path):
+                finished = self._check_same_settings(config)
+            # Written first: a folder that cannot take files fails here,
+            # not after the first run.
+            self.write(CONFIG, json.dumps(config, indent=2))
         return finished
+
+    def claim(self, keys):
+        """Claims the first of `keys` (`(activation, seed)` pairs) that is
+        neither on disk nor claimed by a live process.
+
+        Returns:
+            A `Claim`: its `key` is None when nothing is left to claim.
+            Release it (`with claim:`) after `append`-ing its run.
+        """
+        os.makedirs(self.file(CLAIMS), exist_ok=True)
+        with self.lock:
+            done = {(run["activation"], run["seed"]) for run in self.runs()}
+            done = [key for key in keys if key in done]
+            busy = []
+            for key in keys:
+                if key in done:
+                    continue
+                lock = self._filelock.FileLock(self._claim_file(key),
+                                               timeout=0)
+                try:
+                    lock.acquire()
+                except self._filelock.Timeout:
+                    busy.append(key)  # Being trained by a live process.
+                    continue
+                return Claim(key, lock, len(done), len(busy))
+            return Claim(None, None, len(done), len(busy))
+
+    def _claim_file(self, key):
+        digest = hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()
+        return os.path.join(self.file(CLAIMS), digest[:16] + ".lock")
 
     def _check_same_settings(self, config):
         if not os.path.exists(self.file(CONFIG)):
@@ -146,7 +211,7 @@ class ResultsFolder:
 
     def append(self, run):
         """Adds one finished run, flushed to disk before returning."""
-        with open(self.file(RUNS), "a") as f:
+        with self.lock, open(self.file(RUNS), "a") as f:
             f.write(json.dumps(run) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -154,6 +219,10 @@ class ResultsFolder:
     def runs(self):
         """The finished runs on disk. A last line cut short (the process
         was killed while writing it) is dropped from the file."""
+        with self.lock:
+            return self._read_runs()
+
+    def _read_runs(self):
         if not os.path.exists(self.file(RUNS)):
             return []
         with open(self.file(RUNS)) as f:
@@ -171,6 +240,26 @@ class ResultsFolder:
                     f.writelines(line + "\n" for line in lines[:-1])
         return runs
 
-    def _write_json(self, name, value):
-        with open(self.file(name), "w") as f:
-            json.dump(value, f, indent=2)
+    def write(self, name, text):
+        """Replaces file `name` with `text` at once: a reader sees the old
+        file or the new one, never half of it."""
+        temporary = self.file(f".{name}.{os.getpid()}.tmp")
+        with open(temporary, "w", newline="") as f:
+            f.write(text)
+        os.replace(temporary, self.file(name))
+
+
+class Claim:
+    """A run claimed by this process (see `ResultsFolder.claim`), with how
+    many of the requested runs were on disk (`done`) and being trained
+    elsewhere (`busy`, those before it) when it was claimed."""
+
+    def __init__(self, key, lock, done, busy):
+        self.key, self._lock, self.done, self.busy = key, lock, done, busy
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._lock is not None:
+            self._lock.release()

@@ -1,0 +1,161 @@
+"""`compare --jobs N`: N worker processes on this machine, each claiming
+and training whole runs from the shared results folder (see
+`results_folder`) until none is left.
+
+Each worker gets one accelerator where there are several (its
+`CUDA_VISIBLE_DEVICES`), else its share of the CPU cores (its CPU
+affinity and thread counts), set before it starts: its backend sizes its
+thread pools and picks its devices from them when it starts.
+"""
+
+import contextlib
+import multiprocessing
+import os
+import signal
+
+from keras_sugar.experiments import interruption
+
+# Where Linux lists NVIDIA GPUs, read without starting a backend (which
+# would take memory on the GPU the first worker needs).
+NVIDIA_GPUS = "/proc/driver/nvidia/gpus"
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended with an error (printed by the worker); its
+    run is free for the next `--resume`."""
+
+
+def accelerators():
+    """The accelerators to share out, as `CUDA_VISIBLE_DEVICES` entries:
+    those it already lists, else every NVIDIA GPU; `[]` on a CPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [device for device in visible.split(",") if device.strip()]
+    if os.path.isdir(NVIDIA_GPUS):
+        return [str(i) for i in range(len(os.listdir(NVIDIA_GPUS)))]
+    return []
+
+
+def cpu_shares(cpus, count):
+    """`cpus` cut into `count` disjoint shares, as even as can be (each
+    worker its own when there are fewer cores than workers).
+
+    Example:
+
+    >>> cpu_shares([0, 1, 2, 3, 4], 2)
+    [[0, 1], [2, 3, 4]]
+    >>> cpu_shares([0, 1], 3)
+    [[0], [1], [0]]
+    """
+    cpus = list(cpus)
+    if count > len(cpus):
+        return [[cpus[i % len(cpus)]] for i in range(count)]
+    bounds = [len(cpus) * i // count for i in range(count + 1)]
+    return [cpus[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def worker_environments(count, backend):
+    """Per worker: the environment variables and CPU affinity (None: as
+    this process) it starts with."""
+    devices = accelerators()
+    cpus = (sorted(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity") else None)
+    plans = []
+    for index in range(count):
+        env = {"KERAS_BACKEND": backend}
+        affinity = None
+        if devices:
+            env["CUDA_VISIBLE_DEVICES"] = devices[index % len(devices)]
+        else:
+            if cpus:
+                affinity = cpu_shares(cpus, count)[index]
+            threads = len(affinity) if affinity else max(
+                1, (os.cpu_count() or 1) // count)
+            # Read by the backends' CPU thread pools where the affinity
+            # alone is not (OpenMP in PyTorch, TensorFlow's own pools).
+            env.update(OMP_NUM_THREADS=str(threads),
+                       TF_NUM_INTRAOP_THREADS=str(threads),
+                       TF_NUM_INTEROP_THREADS="1")
+        plans.append((env, affinity))
+    return plans
+
+
+@contextlib.contextmanager
+def _started_with(env, affinity):
+    """This process's environment and affinity changed while a child
+    starts (it inherits them), then put back."""
+    saved = {key: os.environ.get(key) for key in env}
+    before = os.sched_getaffinity(0) if affinity else None
+    os.environ.update(env)
+    if affinity:
+        os.sched_setaffinity(0, affinity)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if affinity:
+            os.sched_setaffinity(0, before)
+
+
+def _work(settings, verbose, name):
+    # In the worker: its environment was set before it started, so Keras
+    # (imported here) starts with its devices and threads.
+    from keras_sugar.experiments import compare
+
+    # A process group of its own: a Ctrl-C at the terminal reaches the
+    # parent alone, which passes it on once (a second would stop at once).
+    os.setpgid(0, 0)
+    interruption.install()
+    try:
+        compare.prepare(settings).train(verbose, name)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def run_workers(settings, count, verbose):
+    """Starts `count` workers on `settings` (a results folder to resume)
+    and waits for them all.
+
+    A Ctrl-C is passed on to the workers (each stops at its next safe
+    point, its run left for the next `--resume`) and raised here once they
+    have ended.
+
+    Raises:
+        WorkerFailed: when a worker ended with an error.
+    """
+    import keras
+
+    # Keras' progress bars of several processes would share one line.
+    verbose = 2 if verbose == 2 else 0
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    plans = worker_environments(count, keras.backend.backend())
+    for index, (env, affinity) in enumerate(plans, 1):
+        process = context.Process(
+            target=_work, args=(settings, verbose, f"worker {index}"),
+            name=f"keras-sugar compare worker {index}")
+        with _started_with(env, affinity):
+            process.start()
+        workers.append(process)
+    interrupted = False
+    for process in workers:
+        while process.is_alive():
+            process.join(timeout=0.2)
+            if interruption.requested() and not interrupted:
+                interrupted = True
+                for other in workers:
+                    if other.is_alive():
+                        os.kill(other.pid, signal.SIGINT)
+    interruption.check()
+    failed = [f"worker {index} (status {process.exitcode})"
+              for index, process in enumerate(workers, 1)
+              if process.exitcode != 0]
+    if failed:
+        names = ", ".join(failed)
+        raise WorkerFailed(
+            f"{names} ended with an error (see above); the runs they were "
+            f"training are free for the next --resume.")
