@@ -319,6 +319,15 @@ def test_mnist5k_is_real_mnist_in_a_fixed_stratified_split():
     np.testing.assert_array_equal(again.y_train, data.y_train)
 
 
+@pytest.mark.parametrize("name", ["digits", "mnist1d"])
+def test_hold_out_keeps_every_example_shape(name):
+    data = datasets.load(name)
+    split = datasets.hold_out(data, 0.1)
+    shape = data.x_train.shape[1:]
+    assert split.x_train.shape[1:] == split.x_val.shape[1:] == shape
+    assert split.x_train.dtype == split.x_val.dtype == data.x_train.dtype
+
+
 def test_hold_out_carves_a_stratified_validation_split_from_train():
     data = datasets.load("digits")
     split = datasets.hold_out(data, 0.1)

@@ -8,6 +8,7 @@ lengths, non-empty splits, finite inputs, integer labels in
 `uint8` images to `[0, 1]` (divided by 255), floats kept as they are.
 """
 
+import copy
 import importlib
 import os
 
@@ -104,9 +105,11 @@ def hold_out(dataset, fraction, seed=0):
         raise ValueError(f"{dataset.name}: no class has two training "
                          f"examples to hold one out for validation.")
     kept = np.setdiff1d(np.arange(len(dataset.y_train)), held)
-    result = Dataset(dataset.name, dataset.x_train[kept],
-                     dataset.y_train[kept], dataset.x_test, dataset.y_test,
-                     num_classes=dataset.num_classes)
+    # A copy, not a new Dataset: the arrays are checked and shaped already
+    # (making one again would add a second channel axis to 1-D signals).
+    result = copy.copy(dataset)
+    result.x_train, result.y_train = (dataset.x_train[kept],
+                                      dataset.y_train[kept])
     result.x_val, result.y_val = dataset.x_train[held], dataset.y_train[held]
     return result
 
