@@ -30,6 +30,21 @@ def is_graph_model(layer):
         and hasattr(layer, "_run_through_graph"))
 
 
+def check_graph_model(model, caller, advice):
+    """Refuses what is not a functional or `Sequential` model (a
+    subclassed model has no layer graph to walk), naming `caller` and
+    what to do instead (`advice`)."""
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            f"{caller} takes a Keras model. Received: model={model!r} "
+            f"(type {type(model).__name__})")
+    if not is_graph_model(model):
+        raise ValueError(
+            f"{caller} rewrites functional and Sequential models, whose "
+            f"layer graph it can clone. Received: {type(model).__name__} "
+            f"(a subclassed model has no graph). {advice}")
+
+
 def nodes(model):
     """The nodes of a graph model in order: layers and raw ops (such as the
     `Relu` an `ops.relu` call on a symbolic tensor adds). An unbuilt

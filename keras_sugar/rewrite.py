@@ -143,19 +143,10 @@ def _apply_rebuild(plan):
 
 
 def _check_arguments(model, targets, dry_run, existing):
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(
-            f"sugarify takes a Keras model. Received: model={model!r} "
-            f"(type {type(model).__name__})")
-    # Functional models (and their Backbone subclasses) and Sequential
-    # models have a layer graph; subclassed models have none.
-    if not model_graph.is_graph_model(model):
-        raise ValueError(
-            f"sugarify rewrites functional and Sequential models, whose "
-            f"layer graph it can clone. Received: {type(model).__name__} "
-            f"(a subclassed model has no graph). Use "
-            f"keras_sugar.SugarReLU in its layers instead, or set "
-            f"layer.activation = SugarReLU(...) on the layers you own.")
+    model_graph.check_graph_model(
+        model, "sugarify", "Use keras_sugar.SugarReLU in its layers "
+        "instead, or set layer.activation = SugarReLU(...) on the layers "
+        "you own.")
     if not isinstance(dry_run, bool):
         raise TypeError(
             f"sugarify's dry_run must be True or False. Received: "

@@ -214,19 +214,6 @@ def _copy_weights(source, target):
     target.set_weights(source.get_weights())
 
 
-def _check_model(model):
-    if not isinstance(model, keras.layers.Layer):
-        raise TypeError(
-            f"strip_sugar takes a Keras model. Received: model={model!r} "
-            f"(type {type(model).__name__})")
-    if not model_graph.is_graph_model(model):
-        raise ValueError(
-            f"strip_sugar rewrites functional and Sequential models, whose "
-            f"layer graph it can clone. Received: {type(model).__name__} "
-            f"(a subclassed model has no graph). Set layer.activation = "
-            f"'relu' on the layers you own instead.")
-
-
 def strip_sugar(model):
     """Returns a copy of `model` in which every SugarReLU is Keras' ReLU.
 
@@ -264,7 +251,9 @@ def strip_sugar(model):
     >>> len(plain.strip_report)
     1
     """
-    _check_model(model)
+    model_graph.check_graph_model(
+        model, "strip_sugar", "Set layer.activation = 'relu' on the layers "
+        "you own instead.")
     report = StripReport()
     strip_function = _StripFunction(model_graph.node_paths(model), report)
     with model_graph.rebuilding_own_objects():
