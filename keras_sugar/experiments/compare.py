@@ -291,7 +291,7 @@ class Comparison:
         s = self.settings
         if s.jobs > 1:
             jobs.run_workers(s.replace(jobs=1, resume=True, overwrite=False),
-                             s.jobs, verbose)
+                             s.jobs, verbose, _train_in_worker)
         else:
             self.train(verbose, name)
         runs = self.folder.runs() if self.folder else self.finished
@@ -335,6 +335,11 @@ def _requested(runs, specs, seeds):
     by_key = {(run["activation"], run["seed"]): run for run in runs}
     return [by_key[spec, seed] for spec in specs for seed in seeds
             if (spec, seed) in by_key]
+
+
+def _train_in_worker(settings, verbose, name):
+    """What each `--jobs` worker process runs (see `jobs.run_workers`)."""
+    prepare(settings).train(verbose, name)
 
 
 def prepare(*args, **kwargs):

@@ -101,24 +101,24 @@ def _started_with(env, affinity):
             os.sched_setaffinity(0, before)
 
 
-def _work(settings, verbose, name):
+def _work(train, settings, verbose, name):
     # In the worker: its environment was set before it started, so Keras
-    # (imported here) starts with its devices and threads.
-    from keras_sugar.experiments import compare
-
+    # starts there with its devices and threads.
     # A process group of its own: a Ctrl-C at the terminal reaches the
     # parent alone, which passes it on once (a second would stop at once).
     os.setpgid(0, 0)
     interruption.install()
     try:
-        compare.prepare(settings).train(verbose, name)
+        train(settings, verbose, name)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
 
-def run_workers(settings, count, verbose):
+def run_workers(settings, count, verbose, train):
     """Starts `count` workers on `settings` (a results folder to resume)
-    and waits for them all.
+    and waits for them all; each calls `train(settings, verbose, name)`, a
+    module-level function (the workers are spawned, so it is pickled by
+    name).
 
     A Ctrl-C is passed on to the workers (each stops at its next safe
     point, its run left for the next `--resume`) and raised here once they
@@ -136,7 +136,7 @@ def run_workers(settings, count, verbose):
     plans = worker_environments(count, keras.backend.backend())
     for index, (env, affinity) in enumerate(plans, 1):
         process = context.Process(
-            target=_work, args=(settings, verbose, f"worker {index}"),
+            target=_work, args=(train, settings, verbose, f"worker {index}"),
             name=f"keras-sugar compare worker {index}")
         with _started_with(env, affinity):
             process.start()
