@@ -183,8 +183,9 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (dict(batch_size=2.5), r"batch_size=2.5"),
     (dict(lr=float("nan")), r"lr must be a finite number >= 0"),
     (dict(momentum=1.5), r"momentum must be a number in \[0, 1\]"),
-    (dict(seeds=()), r"seeds must be distinct integers"),
-    (dict(seeds=(1, 1)), r"seeds must be distinct integers"),
+    (dict(seeds=()), r"seeds must be a count >= 1 .* or a list of "
+     r"distinct integer seeds"),
+    (dict(seeds=(1, 1)), r"seeds must be .* distinct integer seeds"),
     (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
     (dict(activations=()), r"at least one activation"),
     (dict(activations=("relu", "gelu", "relu")),
@@ -226,9 +227,9 @@ def _cli(args, capsys):
     (["--lr", "nan"], "argument --lr: 'nan' is not a finite number >= 0"),
     (["--lr", "-1"], "argument --lr: '-1' is not a finite number >= 0"),
     (["--momentum", "2"], "argument --momentum: '2' is not a number in"),
-    (["--seeds", "0"], "argument --seeds: '0' is not distinct integers, at "
-     "least one"),
-    (["--seeds", "1,1"], "argument --seeds: '1,1' is not distinct integers"),
+    (["--seeds", "0"], "argument --seeds: '0' is not a count >= 1"),
+    (["--seeds", "1,1"], "argument --seeds: '1,1' is not a count >= 1 (3 = "
+     "seeds 0, 1, 2) or a list of distinct integer seeds"),
     (["--model-kwargs", "layout=vgg99"], "Unknown VGG layout 'vgg99'"),
     (["--model-kwargs", "width=0"], "width must be a number > 0"),
     (["--resume"], "--resume and --overwrite need --out."),

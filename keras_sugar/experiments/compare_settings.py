@@ -51,8 +51,8 @@ def _distinct_ints(value):
 # Each setting's type and rule: one place per check, read by the command
 # line (`compare_command.argument_type`) and by `Settings`.
 RULES = {
-    "seeds": (tuple, "distinct integers, at least one (or a count: 3 = "
-              "0, 1, 2)", _distinct_ints),
+    "seeds": (tuple, "a count >= 1 (3 = seeds 0, 1, 2) or a list of "
+              "distinct integer seeds", _distinct_ints),
     "epochs": (int, "an integer >= 1", lambda v: v >= 1),
     "batch_size": (int, "an integer >= 1", lambda v: v >= 1),
     "lr": (float, "a finite number >= 0",
