@@ -174,7 +174,7 @@ def _image_files(folder):
                   if name.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def _read_images(files, classes, size):
+def _read_images(files, size):
     import keras
     from PIL import UnidentifiedImageError  # Keras reads images with PIL.
 
@@ -244,8 +244,8 @@ def from_folder(path):
             held_out = max(1, int(round(TEST_FRACTION * len(files))))
             splits["train"] += files[:-held_out]
             splits["test"] += files[-held_out:]
-    x_train, y_train, size = _read_images(splits["train"], classes, None)
-    x_test, y_test, _ = _read_images(splits["test"], classes, size)
+    x_train, y_train, size = _read_images(splits["train"], None)
+    x_test, y_test, _ = _read_images(splits["test"], size)
     return dict(name=_name(path), source=path, x_train=x_train,
                 y_train=y_train, x_test=x_test, y_test=y_test,
                 num_classes=len(classes))
