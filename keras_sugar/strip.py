@@ -8,6 +8,8 @@ loads, and it exports (SavedModel, TFLite, ONNX, `torch.export`,
 `tfmot.sparsity.keras.strip_pruning`, which does the same for pruning.
 """
 
+import copy
+
 import keras
 
 from keras_sugar import layers as sugar_layers
@@ -79,6 +81,15 @@ def _plain_activation(value, where):
     return _NAMED_CAPS[cap]
 
 
+def _holds_sugar(config):
+    """Whether a config holds a SugarReLU at any depth (reads only)."""
+    if _is_sugar(config):
+        return True
+    values = (config.values() if isinstance(config, dict)
+              else config if isinstance(config, list) else ())
+    return any(_holds_sugar(value) for value in values)
+
+
 def strip_config(config, where):
     """Replaces, in place, every SugarReLU in a layer config (at any depth:
     a wrapped layer's, a recurrent cell's, a block's own arguments) by
@@ -129,6 +140,9 @@ class _StripFunction:
             # A cap Keras has no function for: the ReLU layer computes it.
             return self._relu_layer(layer, path, "Activation layer")
         config = layer.get_config()
+        if _holds_sugar(config):
+            # A copy: a layer's get_config() may hand out dicts it holds.
+            config = copy.deepcopy(config)
         count = strip_config(config, _describe(layer))
         new = layer.__class__.from_config(config)
         if count:
@@ -149,7 +163,10 @@ class _StripFunction:
         (which builds its sublayers with their original activations),
         with SugarReLUs in that config replaced too."""
         serialized = patched.get_config()["layer"]
-        strip_config(serialized, _describe(patched))
+        if _holds_sugar(serialized):
+            # A copy: this is the SugarPatched's own saved source.
+            serialized = copy.deepcopy(serialized)
+            strip_config(serialized, _describe(patched))
         with model_graph.rebuilding_own_objects():
             new = keras.saving.deserialize_keras_object(serialized)
         _check_rebuilt_relus(patched, new)

@@ -116,6 +116,20 @@ def test_python_run_uses_the_command_line_defaults(monkeypatch):
     assert settings.activations == ("relu", "gelu")
 
 
+def test_a_run_appended_after_a_torn_line_starts_its_own(tmp_path):
+    """A process killed while writing leaves a line without its end; the
+    next process's record must not be glued onto it (and lost)."""
+    folder = results_folder.ResultsFolder(str(tmp_path))
+    first = {"activation": "relu", "seed": 0}
+    with open(folder.file(results_folder.RUNS), "w") as f:
+        f.write(json.dumps(first) + "\n" + '{"activation": "gelu", "se')
+    second = {"activation": "relu", "seed": 1}
+    folder.append(second)
+    assert folder.runs() == [first, second]
+    with open(folder.file(results_folder.RUNS)) as f:
+        assert f.read() == json.dumps(first) + "\n" + json.dumps(second) + "\n"
+
+
 def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
         tmp_path, monkeypatch):
     out = str(tmp_path / "results")

@@ -34,6 +34,7 @@ def check_strip(sugar_model, original=None):
     y_sugar = to_numpy(sugar_model(x))
     sites = count_sugar_sites(sugar_model)
     weights = sugar_model.get_weights()
+    config = json.dumps(keras.saving.serialize_keras_object(sugar_model))
 
     plain = strip_sugar(sugar_model)
 
@@ -45,7 +46,9 @@ def check_strip(sugar_model, original=None):
     np.testing.assert_array_equal(to_numpy(plain(x)), y_sugar)
     for before, after in zip(weights, plain.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
-    # The SUGAR model is untouched.
+    # The SUGAR model is untouched, its config (what it saves) included.
+    assert json.dumps(keras.saving.serialize_keras_object(sugar_model)) == (
+        config)
     assert count_sugar_sites(sugar_model) == sites
     np.testing.assert_array_equal(to_numpy(sugar_model(x)), y_sugar)
     if original is not None:  # strip_sugar(sugarify(m)) predicts as m.
@@ -118,6 +121,34 @@ def test_the_rebuild_route():
     model = zoo.TinyBackbone(name="tiny")
     plain = check_strip(sugarify(model), model)
     assert isinstance(plain.get_layer("tiny"), zoo.TinyBackbone)
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_strip_tests")
+class ArgsBlock(keras.layers.Layer):
+    """Keeps its arguments in a dict it hands out from get_config(), as
+    some ecosystem blocks do (`block_args`)."""
+
+    def __init__(self, block_args, **kwargs):
+        super().__init__(**kwargs)
+        self.block_args = block_args
+        self.dense = keras.layers.Dense(4, activation=(
+            keras.activations.deserialize(block_args["activation"])))
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "block_args": self.block_args}
+
+
+def test_a_config_a_layer_hands_out_is_not_edited_in_place():
+    inputs = keras.Input((3,))
+    block = ArgsBlock({"activation": keras.saving.serialize_keras_object(
+        SugarReLU("elu"))}, name="args")
+    model = keras.Model(inputs, block(inputs))
+    plain = check_strip(model)  # Checks the SUGAR model's config too.
+    assert plain.get_layer("args").dense.activation is keras.activations.relu
+    assert isinstance(block.dense.activation, SugarReLU)
 
 
 @pytest.mark.parametrize("name", [

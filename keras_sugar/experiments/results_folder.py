@@ -211,10 +211,14 @@ class ResultsFolder:
 
     def append(self, run):
         """Adds one finished run, flushed to disk before returning."""
-        with self.lock, open(self.file(RUNS), "a") as f:
-            f.write(json.dumps(run) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        with self.lock:
+            # A line another process left cut short is dropped first, so
+            # this record starts a line of its own.
+            self._read_runs()
+            with open(self.file(RUNS), "a") as f:
+                f.write(json.dumps(run) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
 
     def runs(self):
         """The finished runs on disk. A last line cut short (the process
@@ -236,8 +240,9 @@ class ResultsFolder:
                     raise ValueError(
                         f"{self.file(RUNS)} line {number} is not a JSON "
                         f"run record: {line[:80]!r}") from None
-                with open(self.file(RUNS), "w") as f:  # Drop the torn line.
-                    f.writelines(line + "\n" for line in lines[:-1])
+                # Drop the torn line, replacing the file at once: a kill
+                # now loses nothing that was finished.
+                self.write(RUNS, "".join(line + "\n" for line in lines[:-1]))
         return runs
 
     def write(self, name, text):
