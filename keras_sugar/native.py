@@ -303,10 +303,17 @@ def _tensorflow_differentiates_inside(x):
 
     if forwardprop_util.pack_tangents([x]).tangents:
         return True
-    # pfor traces the mapped function under this name scope.
-    return (not tf.executing_eagerly()
-            and "loop_body" in tf.compat.v1.get_default_graph()
-            .get_name_scope().split("/"))
+    if tf.executing_eagerly():
+        return False
+    # pfor traces the mapped function under this name scope; a tf.function
+    # called there is traced in a graph of its own, whose outer graphs
+    # show it.
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if "loop_body" in graph.get_name_scope().split("/"):
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
 
 
 def relu_saving_derivative(x, derivative, forward=None):

@@ -80,6 +80,29 @@ def test_auto_supports_every_mode_on_this_backend():
     assert implementations.resolve("auto", surrogate) in HIGHER_ORDER[1:]
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_vectorized_map_of_a_compiled_function(implementation):
+    """A function compiled inside the mapped body (on TensorFlow a
+    `tf.function` traced in a graph of its own) keeps the surrogate's
+    gradient too."""
+    activation = SugarReLU("nelu", implementation=implementation)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(activation)
+    elif BACKEND == "jax":
+        import jax
+
+        compiled = jax.jit(activation)
+    else:
+        compiled = activation
+    x = X.reshape(2, 3)
+    _, grad = value_and_gradient(
+        lambda t: ops.vectorized_map(compiled, t), x)
+    np.testing.assert_allclose(
+        grad, reference.derivative("nelu", {}, x), rtol=1e-6, atol=1e-6)
+
+
 def test_forward_mode_through_a_function_compiled_before():
     """On TensorFlow the default's value inside `tf.custom_gradient` is
     plain ReLU when traced outside forward mode; forward mode through that
