@@ -8,8 +8,6 @@ loads, and it exports (SavedModel, TFLite, ONNX, `torch.export`,
 `tfmot.sparsity.keras.strip_pruning`, which does the same for pruning.
 """
 
-import copy
-
 import keras
 
 from keras_sugar import layers as sugar_layers
@@ -81,36 +79,36 @@ def _plain_activation(value, where):
     return _NAMED_CAPS[cap]
 
 
-def _holds_sugar(config):
-    """Whether a config holds a SugarReLU at any depth (reads only)."""
-    if _is_sugar(config):
-        return True
-    values = (config.values() if isinstance(config, dict)
-              else config if isinstance(config, list) else ())
-    return any(_holds_sugar(value) for value in values)
-
-
-def strip_config(config, where):
-    """Replaces, in place, every SugarReLU in a layer config (at any depth:
-    a wrapped layer's, a recurrent cell's, a block's own arguments) by
-    Keras' own ReLU; returns how many it replaced.
+def stripped_config(config, where):
+    """`(new_config, count)`: `config` (a layer config, at any depth: a
+    wrapped layer's, a recurrent cell's, a block's own arguments) with
+    every SugarReLU replaced by Keras' own ReLU, and how many. `config`
+    itself is not changed (a layer's `get_config()` may hand out dicts it
+    holds, and a `SugarPatched`'s is its saved source): the dicts and
+    lists on the way to a replacement are new, everything else is shared.
 
     Example:
 
     >>> config = keras.layers.Dense(2, activation=SugarReLU()).get_config()
-    >>> strip_config(config, "dense"), config["activation"]
-    (1, 'relu')
+    >>> new, count = stripped_config(config, "dense")
+    >>> count, new["activation"], config["activation"]["class_name"]
+    (1, 'relu', 'SugarReLU')
     """
-    count = 0
-    items = (config.items() if isinstance(config, dict)
-             else enumerate(config) if isinstance(config, list) else ())
-    for key, value in list(items):
-        if _is_sugar(value):
-            config[key] = _plain_activation(value, where)
-            count += 1
-        elif isinstance(value, (dict, list)):
-            count += strip_config(value, where)
-    return count
+    if _is_sugar(config):
+        return _plain_activation(config, where), 1
+    if isinstance(config, dict):
+        items = list(config.items())
+    elif isinstance(config, list):
+        items = list(enumerate(config))
+    else:
+        return config, 0
+    count, new = 0, {}
+    for key, value in items:
+        new[key], found = stripped_config(value, where)
+        count += found
+    if not count:
+        return config, 0
+    return (new if isinstance(config, dict) else list(new.values())), count
 
 
 def _describe(layer):
@@ -139,11 +137,8 @@ class _StripFunction:
                 and layer.activation.max_value not in _NAMED_CAPS):
             # A cap Keras has no function for: the ReLU layer computes it.
             return self._relu_layer(layer, path, "Activation layer")
-        config = layer.get_config()
-        if _holds_sugar(config):
-            # A copy: a layer's get_config() may hand out dicts it holds.
-            config = copy.deepcopy(config)
-        count = strip_config(config, _describe(layer))
+        config, count = stripped_config(layer.get_config(),
+                                        _describe(layer))
         new = layer.__class__.from_config(config)
         if count:
             self.report.replaced += [(path, _form(layer), "relu")] * count
@@ -162,11 +157,8 @@ class _StripFunction:
         """The layer a `SugarPatched` wraps, rebuilt from its own config
         (which builds its sublayers with their original activations),
         with SugarReLUs in that config replaced too."""
-        serialized = patched.get_config()["layer"]
-        if _holds_sugar(serialized):
-            # A copy: this is the SugarPatched's own saved source.
-            serialized = copy.deepcopy(serialized)
-            strip_config(serialized, _describe(patched))
+        serialized, _ = stripped_config(patched.get_config()["layer"],
+                                        _describe(patched))
         with model_graph.rebuilding_own_objects():
             new = keras.saving.deserialize_keras_object(serialized)
         _check_rebuilt_relus(patched, new)
