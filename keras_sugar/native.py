@@ -262,14 +262,14 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     """
     backend = keras.backend.backend()
     if backend == "torch":
-        if not _torch_may_differentiate(x):
+        import torch
+
+        transformed = torch._C._functorch.is_functorch_wrapped_tensor(x)
+        if not transformed and not _torch_autograd_sees(x):
             # Inference: plain ReLU, at ReLU's cost, and traceable
             # (`torch.jit.trace`, `torch.onnx.export`).
             return (forward or _torch_relu)(x)
-        import torch
-
-        kind = ("exact" if torch._C._functorch.is_functorch_wrapped_tensor(x)
-                else "exact_outside_transforms")
+        kind = "exact" if transformed else "exact_outside_transforms"
         return _torch_functions()[kind].apply(
             x, derivative, fused_backward, forward or _torch_relu)
     forward = forward or ops.relu
@@ -280,14 +280,21 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     return _generic_relu(x, derivative, forward)
 
 
-def _torch_may_differentiate(x):
-    """Whether any of PyTorch's autodiff modes can see `x`: reverse mode
-    (grad enabled and `x` requiring grad), forward mode (a dual level),
-    or a `torch.func` transform (a wrapped tensor)."""
+def _torch_autograd_sees(x):
+    """Whether PyTorch's autograd can see `x`: reverse mode (grad enabled
+    and `x` requiring grad) or forward mode (a dual level). `torch.func`
+    transforms are told by the tensor, `is_functorch_wrapped_tensor`."""
     import torch
 
     return ((torch.is_grad_enabled() and x.requires_grad)
-            or torch.autograd.forward_ad._current_level >= 0
+            or torch.autograd.forward_ad._current_level >= 0)
+
+
+def _torch_may_differentiate(x):
+    """Whether any of PyTorch's autodiff modes can see `x`."""
+    import torch
+
+    return (_torch_autograd_sees(x)
             or torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
