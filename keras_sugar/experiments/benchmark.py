@@ -217,14 +217,20 @@ def _compiled(model, torch_compile=False):
     return model
 
 
+def _seeded_model(kind, activation, quick):
+    """The benchmarked model `kind` with `activation`, built from seed 0:
+    every variant starts from the same weights."""
+    keras.utils.set_random_seed(0)
+    return bench_models.build_model(kind, activation, quick)
+
+
 def train_steps(kind, activations, batch_size, quick, torch_compile=False):
     """`{label: step}`: one `train_on_batch` of the model `kind` built with
     each activation (same seed, same initial weights)."""
     steps = {}
     for label, activation in activations.items():
-        keras.utils.set_random_seed(0)
-        model = _compiled(
-            bench_models.build_model(kind, activation, quick), torch_compile)
+        model = _compiled(_seeded_model(kind, activation, quick),
+                          torch_compile)
         x, y = bench_models.batch(model, batch_size)
         steps[label] = functools.partial(model.train_on_batch, x, y)
     return steps
@@ -235,8 +241,7 @@ def predict_steps(activations, batch_size, quick, jit_compile):
     each activation: inference, outside any gradient computation."""
     steps = {}
     for label, activation in activations.items():
-        keras.utils.set_random_seed(0)
-        model = bench_models.build_model("vgg", activation, quick)
+        model = _seeded_model("vgg", activation, quick)
         model.compile(jit_compile=jit_compile)
         x, _ = bench_models.batch(model, batch_size)
         steps[label] = functools.partial(model.predict_on_batch, x)
@@ -253,8 +258,7 @@ def _exported_models(activations, quick):
     exported = {}
     with tempfile.TemporaryDirectory() as directory:
         for label, activation in activations.items():
-            keras.utils.set_random_seed(0)
-            model = bench_models.build_model("vgg", activation, quick)
+            model = _seeded_model("vgg", activation, quick)
             path = f"{directory}/{label.replace('/', '_')}"
             model.export(path, verbose=False)
             exported[label] = (model, tf.saved_model.load(path))
@@ -296,8 +300,7 @@ def train_step_memory(kind, activation, batch_size, quick):
     analysis). torch: bytes autograd saves for the backward pass.
     TensorFlow: see `xla_memory`, which measures every variant at once.
     """
-    keras.utils.set_random_seed(0)
-    model = bench_models.build_model(kind, activation, quick)
+    model = _seeded_model(kind, activation, quick)
     x, y = bench_models.batch(model, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     backend = keras.backend.backend()
