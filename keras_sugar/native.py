@@ -11,7 +11,9 @@ rule and a differentiable backward. TensorFlow keeps Keras' own
 `ops.custom_gradient` (`tf.custom_gradient`) for reverse mode; its forward
 mode (`ForwardAccumulator`) and `vectorized_map` (pfor) differentiate the
 ops inside instead, so there the forward value is computed in a form whose
-own derivative is the surrogate's (`traced_forward`).
+own derivative is the surrogate's (`traced_forward`); in a training step
+compiled by XLA, f'(x) is computed in the forward pass and kept, which
+XLA's CPU backend runs faster (`_tensorflow_xla_relu`).
 
 Each function takes the input tensor and `derivative`, a function of the
 input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
@@ -276,7 +278,9 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     if backend == "jax":
         return _jax_relu(x, derivative, forward)
     if traced_forward is not None and _tensorflow_differentiates_inside(x):
-        forward = traced_forward
+        return _generic_relu(x, derivative, traced_forward)
+    if _tensorflow_trains_under_xla():
+        return _tensorflow_xla_relu(x, derivative, forward)
     return _generic_relu(x, derivative, forward)
 
 
@@ -321,6 +325,47 @@ def _tensorflow_differentiates_inside(x):
             return True
         graph = getattr(graph, "outer_graph", None)
     return False
+
+
+def _tensorflow_trains_under_xla():
+    """Whether a TensorFlow tape may record this op while XLA compiles it
+    (a `jit_compile=True` training step; Keras' default on TensorFlow)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import record
+    from tensorflow.python.ops import control_flow_util
+
+    return (record.could_possibly_record()
+            and control_flow_util.GraphOrParentsInXlaContext(
+                tf.compat.v1.get_default_graph()))
+
+
+def _exactly_zero(x, d):
+    """+0 for every `x` and `d`, computed from both (XLA folds neither
+    `t - t` nor `x - x` for floats)."""
+    t = (x - x) * d
+    return ops.where(ops.isfinite(t), t - t, ops.zeros_like(t))
+
+
+def _tensorflow_xla_relu(x, derivative, forward):
+    """`_generic_relu` for a TensorFlow training step compiled by XLA.
+
+    XLA fuses the backward's `upstream * f'(x)` into the bias gradient's
+    reduction, where its CPU backend does not vectorize `exp`: about
+    0.8 ns per element, 5% of a VGG step. Here f'(x) is computed in the
+    forward pass instead, in an elementwise loop of its own, because the
+    value depends on it (minus an exact zero: the value is `forward(x)`
+    bit for bit); the backward multiplies by the kept f'(x), one tensor,
+    as `x` was. In a graph the tape records how f'(x) was computed, so a
+    second derivative still differentiates it.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def relu(inputs):
+        d = derivative(inputs)
+        return forward(inputs) - _exactly_zero(inputs, d), lambda g: g * d
+
+    return relu(x)
 
 
 def relu_saving_derivative(x, derivative, forward=None):

@@ -42,6 +42,20 @@ def test_second_derivative_is_the_surrogates(case, implementation):
         np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("implementation", HIGHER_ORDER)
+def test_compiled_second_derivative_is_the_surrogates(implementation):
+    """Compiled (on TensorFlow under XLA, where the first derivative uses
+    the f'(x) kept from the forward pass), every surrogate in one
+    function: a second derivative still differentiates f'."""
+    activations = [SugarReLU(name, implementation=implementation, **params)
+                   for name, params in reference.CASES]
+    second = second_derivative(
+        lambda t: sum(activation(t) for activation in activations), X,
+        compiled=True)
+    expected = sum(second_reference(case, X) for case in reference.CASES)
+    np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-3)
+
+
 def test_multiplicative_refuses_a_second_derivative():
     activation = SugarReLU(implementation="multiplicative")
     if BACKEND == "jax":

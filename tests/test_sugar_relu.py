@@ -249,6 +249,30 @@ def test_compiled_matches_contract(implementation, dtype):
     np.testing.assert_allclose(grad[moderate], expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_compiled_gradient_passes_upstream_nan_and_zeroes_non_finite(
+        implementation, dtype):
+    """The compiled training path (on TensorFlow under XLA f'(x) is kept
+    from the forward pass): an upstream that is not 1, NaN at some finite
+    inputs, over a dense range, and 0 at non-finite inputs; one compiled
+    function for every surrogate."""
+    x = rounded(np.concatenate([np.linspace(-50.0, 50.0, 1001) + 0.0123,
+                                [np.inf, -np.inf, np.nan]]), dtype)
+    upstream = rounded(np.random.default_rng(0).normal(size=x.shape), dtype)
+    upstream[:-3:97] = np.nan
+    weight = ops.convert_to_tensor(upstream, dtype)
+    fns = [sugar_fn(case, dtype, implementation) for case in reference.CASES]
+    _, grad = value_and_gradient(
+        lambda t: ops.stack([f(t) * weight for f in fns]), x, compiled=True)
+    finite = slice(0, -3)
+    expected = upstream[finite] * sum(
+        reference.derivative(*case, x[finite]) for case in reference.CASES)
+    tol = 4 * TOLERANCE[dtype] * len(reference.CASES)
+    np.testing.assert_allclose(grad[finite], expected, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(grad[-3:], 0.0)
+
+
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
 def test_float64_forward_and_gradient_over_the_whole_range(case,

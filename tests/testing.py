@@ -100,38 +100,51 @@ def save_and_load(model, directory, name="model.keras"):
     return keras.saving.load_model(path, safe_mode=True)
 
 
-def second_derivative(fn, x):
+def second_derivative(fn, x, compiled=False):
     """d/dx of the elementwise derivative of `fn` (sum of `fn`'s gradient),
     as numpy; for an elementwise `fn` this is f'' elementwise. None where
     the backend's autodiff finds no second derivative (TensorFlow's None,
-    a torch gradient without grad_fn), as for a piecewise-linear `fn`."""
+    a torch gradient without grad_fn), as for a piecewise-linear `fn`.
+    `compiled`: with XLA (TensorFlow, JAX) or `torch.compile`."""
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        t = tf.convert_to_tensor(x)
-        with tf.GradientTape() as outer:
-            outer.watch(t)
-            with tf.GradientTape() as inner:
-                inner.watch(t)
-                total = tf.reduce_sum(fn(t))
-            first = inner.gradient(total, t)
-        second = outer.gradient(first, t)
+        def second_of(t):
+            with tf.GradientTape() as outer:
+                outer.watch(t)
+                with tf.GradientTape() as inner:
+                    inner.watch(t)
+                    total = tf.reduce_sum(fn(t))
+                first = inner.gradient(total, t)
+            return outer.gradient(first, t)
+
+        if compiled:
+            second_of = tf.function(second_of, jit_compile=True)
+        second = second_of(tf.convert_to_tensor(x))
         return None if second is None else to_numpy(second)
     if BACKEND == "jax":
         import jax
         import jax.numpy as jnp
 
         first = jax.grad(lambda t: jnp.sum(fn(t)))
-        return to_numpy(jax.grad(lambda t: jnp.sum(first(t)))(jnp.asarray(x)))
+        second_of = jax.grad(lambda t: jnp.sum(first(t)))
+        if compiled:
+            second_of = jax.jit(second_of)
+        return to_numpy(second_of(jnp.asarray(x)))
     if BACKEND == "torch":
         import torch
 
-        t = torch.as_tensor(x).requires_grad_(True)
-        (first,) = torch.autograd.grad(fn(t).sum(), t, create_graph=True)
-        if not first.requires_grad:
-            return None
-        (second,) = torch.autograd.grad(first.sum(), t)
-        return to_numpy(second.detach())
+        def second_of(t):
+            (first,) = torch.autograd.grad(fn(t).sum(), t, create_graph=True)
+            if not first.requires_grad:
+                return None
+            (second,) = torch.autograd.grad(first.sum(), t)
+            return second
+
+        # `compiled` is ignored: torch.compile refuses double backward
+        # ("aot_autograd does not currently support double backward").
+        second = second_of(torch.as_tensor(x).requires_grad_(True))
+        return None if second is None else to_numpy(second.detach())
     raise NotImplementedError(BACKEND)
 
 
