@@ -28,9 +28,10 @@ MODELS = ("vgg", "mlp")
 
 
 def build_model(kind, activation, quick):
-    """The benchmarked models: a no-BN VGG-style CNN (32x32x3) and an MLP."""
+    """The benchmarked models: a no-BN VGG-style CNN (32x32x3 inputs,
+    32-32-M-64-64-M-128-128-M, Dense 128) and a 4x512 MLP."""
     if kind == "vgg":
-        layout = ([16, 16, "M", 32, 32, "M", 64, 64, "M"] if not quick
+        layout = ([32, 32, "M", 64, 64, "M", 128, 128, "M"] if not quick
                   else [4, "M", 8])
         return architectures.vgg((32, 32, 3), 10, activation, layout=layout,
                                  width=1.0, dense_units=128)
