@@ -182,11 +182,12 @@ def rebuilding_own_objects():
 def round_trip(layer, edit_config=None):
     """Serializes `layer` and deserializes it again, as saving and loading
     would: returns the new layer (built as the original, from its build
-    config, when it has one). `edit_config` may change the config in
-    place in between."""
+    config, when it has one). `edit_config`, if given, returns the config
+    to deserialize instead."""
     serialized = keras.saving.serialize_keras_object(layer)
     if edit_config is not None:
-        edit_config(serialized["config"])
+        serialized = {**serialized,
+                      "config": edit_config(serialized["config"])}
     with rebuilding_own_objects():
         return keras.saving.deserialize_keras_object(serialized)
 

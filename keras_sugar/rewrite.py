@@ -97,10 +97,10 @@ class _CloneFunction:
             (site,) = sites
             return keras.layers.Activation(site.sugar, name=layer.name,
                                            dtype=layer.dtype_policy)
-        config = layer.get_config()
-        rewrite_plan.set_activations(
-            config, [(site.key_path, site.sugar) for site in sites
-                     if site.kind is rewrite_plan.Kind.CONFIG])
+        config = rewrite_plan.with_activations(
+            layer.get_config(),
+            [(site.key_path, site.sugar) for site in sites
+             if site.kind is rewrite_plan.Kind.CONFIG])
         return layer.__class__.from_config(config)
 
 

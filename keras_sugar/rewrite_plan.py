@@ -483,15 +483,35 @@ def _plan_clone(model, plan, paths, rebuilt, seen):
             _plan_layer(node, path, plan, rebuilt)
 
 
-def set_activations(config, entries):
-    """Puts each `(key_path, activation)` of `entries` (serialized) at its
-    key path of a layer config (see `relu_sites.config_sites`), in
-    place."""
+def with_activations(config, entries):
+    """A copy of a layer config with each `(key_path, activation)` of
+    `entries` (serialized) at its key path (see `relu_sites.config_sites`).
+    `config` is not changed (a layer's `get_config()` may hand out a dict
+    it holds): the dicts and lists on the way to a key are new, the rest
+    is shared.
+
+    Example:
+
+    >>> config = {"layer": {"config": {"activation": "relu", "units": 2}}}
+    >>> new = with_activations(
+    ...     config, [(("layer", "config", "activation"), "gelu")])
+    >>> new["layer"]["config"], config["layer"]["config"]["activation"]
+    ({'activation': 'gelu', 'units': 2}, 'relu')
+    """
     for key_path, activation in entries:
-        place = config
-        for key in key_path[:-1]:
-            place = place[key]
-        place[key_path[-1]] = keras.saving.serialize_keras_object(activation)
+        config = _with_value(
+            config, key_path,
+            keras.saving.serialize_keras_object(activation))
+    return config
+
+
+def _with_value(container, key_path, value):
+    if not key_path:
+        return value
+    key, rest = key_path[0], key_path[1:]
+    copy = dict(container) if isinstance(container, dict) else list(container)
+    copy[key] = _with_value(container[key], rest, value)
+    return copy
 
 
 def _config_entries(layer, plan):
@@ -517,7 +537,7 @@ def _rebuild_custom_layers(model, plan, rebuilt, seen):
         elif not model_graph.is_core_keras(node):
             entries = _config_entries(node, plan)
             copy, reason = model_graph.rebuilt_from_config(
-                node, lambda config: set_activations(config, entries))
+                node, lambda config: with_activations(config, entries))
             if reason:
                 return node, reason
             rebuilt[id(node)] = copy

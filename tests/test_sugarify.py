@@ -580,6 +580,19 @@ def test_a_relu_layer_a_custom_layer_builds_itself_is_replaced(tmp_path):
     assert isinstance(restored.get_layer("blk").layer.act, SugarReLULayer)
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_config_the_layer_holds_is_not_edited(dry_run, tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, zoo.HeldConfigBlock(8, name="held")(inputs))
+    before = keras.saving.serialize_keras_object(model)
+    new = sugarify(model, dry_run=dry_run)
+    assert keras.saving.serialize_keras_object(model) == before
+    assert model.get_layer("held").get_config()["activation"] == "relu"
+    if not dry_run:
+        check_rewrite(model, tmp_path)
+        assert count_sugar_sites(new) == 1
+
+
 def test_a_lambda_computing_relu_in_its_own_code_is_reported(tmp_path):
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(lambda t: ops.relu(t) * 2.0)(inputs)

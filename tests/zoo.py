@@ -118,6 +118,25 @@ class SugarBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar_tests")
+class HeldConfigBlock(keras.layers.Layer):
+    """Hands out the config dict it holds from `get_config()`, as some
+    third-party layers do: editing a config in place would change it."""
+
+    def __init__(self, units=8, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.inner = keras.layers.Dense(units)
+        self.activation = keras.activations.get(activation)
+        self.held_config = {**super().get_config(), "units": units,
+                            "activation": activation}
+
+    def call(self, x):
+        return self.activation(self.inner(x))
+
+    def get_config(self):
+        return self.held_config
+
+
+@keras.saving.register_keras_serializable(package="keras_sugar_tests")
 class OpaqueBlock(keras.layers.Layer):
     """A custom layer that calls relu inside call(): unreachable."""
 
