@@ -9,6 +9,8 @@ forward values, which plain ReLU and SugarReLU compute identically, so the
 same model reports the same numbers before it is trained either way.
 """
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -108,6 +110,20 @@ class _Probe:
             results += [sum((call[k] for call in per_call), [])
                         for k in range(len(probe.layer_names))]
         return results
+
+
+# One probe per model, for every report and monitor on it: a probe
+# compiles its forward pass when first used (TensorFlow warns when
+# functions are traced again and again); it shares the model's layers, so
+# it always sees the current weights.
+_PROBES = weakref.WeakKeyDictionary()
+
+
+def _probe_of(model):
+    probe = _PROBES.get(model)
+    if probe is None:
+        probe = _PROBES[model] = _Probe(model)
+    return probe
 
 
 def _no_rectified_units(model):
@@ -213,7 +229,7 @@ def measure(model, data, batch_size=256, probe=None):
         _check_model(model)
         _check_batch_size(batch_size)
         data = _check_probe(model, data)
-        probe = _Probe(model)
+        probe = _probe_of(model)
     stats = DeadUnitStats(probe.layer_names)
     n = len(keras.tree.flatten(data)[0])
     for start in range(0, n, batch_size):
@@ -345,7 +361,7 @@ class DeadUnitMonitor(keras.callbacks.Callback):
 
     def _build_probe(self):
         self.probe_data = _check_probe(self.model, self.probe_data)
-        self._probe = _Probe(self.model)
+        self._probe = _probe_of(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

@@ -2,6 +2,7 @@
 and SUGAR revives units that ReLU leaves dead."""
 
 import csv
+import logging
 import re
 import warnings
 
@@ -352,3 +353,29 @@ def test_no_warning_for_any_probe(name):
     # `inputs` doesn't match", on PyTorch, was one per batch).
     assert not [w for w in caught if issubclass(w.category, UserWarning)], [
         str(w.message) for w in caught]
+
+
+def test_repeated_reports_see_the_current_weights_and_trace_once():
+    """Reports on one model share its probe: compiled once (TensorFlow
+    warned of functions traced again and again), yet always measuring
+    the weights as they are now."""
+    model = dying_mlp(depth=2, bias=0.0)
+    x = np.random.default_rng(0).normal(size=(10, 8)).astype("float32")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        alive = [dead_unit_report(model, x, batch_size=3)[-1]
+                 for _ in range(7)]
+        weights = model.get_weights()
+        model.set_weights([np.full_like(w, -100.0) if w.ndim == 1 else w
+                           for w in weights])
+        dead = dead_unit_report(model, x, batch_size=3)[-1]
+    finally:
+        logger.removeHandler(handler)
+    assert all(report == alive[0] for report in alive)
+    assert alive[0]["dead_fraction"] < 1.0 and dead["dead_fraction"] == 1.0
+    assert not [r for r in records if "retracing" in r.getMessage()], [
+        r.getMessage() for r in records]
