@@ -56,6 +56,20 @@ def test_compiled_second_derivative_is_the_surrogates(implementation):
     np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("implementation", HIGHER_ORDER)
+def test_second_derivative_of_a_loss_of_the_value(implementation, compiled):
+    """d2/dx2 of relu(x)**2 / 2 under SUGAR is f'(x)**2 + relu(x) f''(x):
+    the value's own derivative, where it appears again, is f' too."""
+    case = ("bsilu", {})
+    activation = SugarReLU(implementation=implementation)
+    second = second_derivative(lambda t: activation(t) ** 2 / 2, X,
+                               compiled=compiled)
+    first = reference.derivative(*case, X.astype("float64"))
+    expected = first ** 2 + np.maximum(X, 0) * second_reference(case, X)
+    np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
+
+
 def test_multiplicative_refuses_a_second_derivative():
     activation = SugarReLU(implementation="multiplicative")
     if BACKEND == "jax":
