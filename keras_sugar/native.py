@@ -12,8 +12,9 @@ rule and a differentiable backward. TensorFlow keeps Keras' own
 mode (`ForwardAccumulator`) and `vectorized_map` (pfor) differentiate the
 ops inside instead, so there the forward value is computed in a form whose
 own derivative is the surrogate's (`traced_forward`). Under XLA (JAX, and
-TensorFlow's compiled training step) f'(x) is computed in the forward
-pass and kept, which XLA runs faster (`_exactly_zero`).
+TensorFlow's compiled training step) f'(x) of a convolution's feature
+maps is computed in the forward pass and kept, which XLA runs faster
+(`_exactly_zero`).
 
 Each function takes the input tensor and `derivative`, a function of the
 input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
@@ -66,10 +67,14 @@ def _jax_relu(x, derivative, forward, first_order_only=False):
             # derivative) reaches first_order_only, which refuses.
             slope = _jax_first_order_only(derivative(inputs))
             return relu(inputs), slope * tangent
-        # Reverse mode keeps f'(x) (one tensor, as ReLU keeps one),
-        # computed in the forward pass: the value depends on it, minus an
-        # exact zero (see `_exactly_zero`). `relu` itself, not `forward`,
-        # so that differentiating this value again gives f'(x) too.
+        if not _feature_maps(inputs):
+            # Rematerialized: reverse mode keeps x (as ReLU keeps one
+            # tensor) and recomputes f'(x), instead of keeping f'(x).
+            return relu(inputs), jax.checkpoint(derivative)(inputs) * tangent
+        # Reverse mode keeps f'(x) (one tensor too), computed in the
+        # forward pass: the value depends on it, minus an exact zero (see
+        # `_exactly_zero`). `relu` itself, not `forward`, so that
+        # differentiating this value again gives f'(x) too.
         slope = derivative(inputs)
         value = relu(inputs) - _exactly_zero(inputs, slope)
         return value, slope * tangent
@@ -282,7 +287,7 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
         return _jax_relu(x, derivative, forward)
     if traced_forward is not None and _tensorflow_differentiates_inside(x):
         return _generic_relu(x, derivative, traced_forward)
-    if _tensorflow_trains_under_xla():
+    if _feature_maps(x) and _tensorflow_trains_under_xla():
         return _tensorflow_xla_relu(x, derivative, forward)
     return _generic_relu(x, derivative, forward)
 
@@ -342,18 +347,27 @@ def _tensorflow_trains_under_xla():
                 tf.compat.v1.get_default_graph()))
 
 
+def _feature_maps(x):
+    """Whether `x` has rank 4 or more (a convolution's feature maps), where
+    XLA runs f'(x) faster in the forward pass (see `_exactly_zero`)."""
+    return len(x.shape) >= 4
+
+
 def _exactly_zero(x, d):
     """+0 for every `x` and `d`, computed from both (XLA folds neither
     `t - t` nor `x - x` for floats), so that a value minus it is the value
     bit for bit (the sign of zero included) and depends on `d`.
 
     Under XLA (TensorFlow's `jit_compile=True`, JAX's `jit`) this decides
-    where f'(x) is computed. Measured on a 2-core CPU (VGG step,
-    `keras-sugar bench`): computed in the backward pass, fused with the
-    product by the upstream gradient, it cost 1.05x ReLU's step on
-    TensorFlow and 1.03x on JAX; computed in the forward pass, in a loop
-    of its own that nothing waits for until the backward pass, 0.99x and
-    1.00x. Keeping f'(x) instead of x keeps as much memory.
+    where f'(x) is computed, so it is used where that pays. Measured on a
+    2-core CPU (`keras-sugar bench`, interleaved runs): in a VGG step,
+    f'(x) computed in the backward pass, fused with the product by the
+    upstream gradient, cost 1.05x ReLU's step on TensorFlow and 1.03x on
+    JAX; computed in the forward pass, in a loop of its own that nothing
+    waits for until the backward pass, 0.99x and 1.00x. After a Dense
+    layer (rank 2, batches of 64 to 1024) it is the other way round (JAX
+    MLP step 1.02x against 1.06x-1.10x), so there f'(x) stays in the
+    backward pass (`_feature_maps`). Either way one tensor is kept.
     """
     t = (x - x) * d
     return ops.where(ops.isfinite(t), t - t, ops.zeros_like(t))

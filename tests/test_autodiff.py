@@ -12,6 +12,7 @@ from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
 from tests.testing import forward_mode_derivative
+from tests.testing import on_feature_maps
 from tests.testing import second_derivative
 from tests.testing import to_numpy
 from tests.testing import value_and_gradient
@@ -47,22 +48,28 @@ def test_compiled_second_derivative_is_the_surrogates(implementation):
     """Compiled (on TensorFlow under XLA, where the first derivative uses
     the f'(x) kept from the forward pass), every surrogate in one
     function: a second derivative still differentiates f'."""
-    activations = [SugarReLU(name, implementation=implementation, **params)
+    activations = [form(SugarReLU(name, implementation=implementation,
+                                  **params))
+                   for form in (lambda f: f, on_feature_maps)
                    for name, params in reference.CASES]
     second = second_derivative(
         lambda t: sum(activation(t) for activation in activations), X,
         compiled=True)
-    expected = sum(second_reference(case, X) for case in reference.CASES)
+    expected = 2 * sum(second_reference(case, X) for case in reference.CASES)
     np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("feature_maps", [False, True])
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("implementation", HIGHER_ORDER)
-def test_second_derivative_of_a_loss_of_the_value(implementation, compiled):
+def test_second_derivative_of_a_loss_of_the_value(implementation, compiled,
+                                                  feature_maps):
     """d2/dx2 of relu(x)**2 / 2 under SUGAR is f'(x)**2 + relu(x) f''(x):
     the value's own derivative, where it appears again, is f' too."""
     case = ("bsilu", {})
     activation = SugarReLU(implementation=implementation)
+    if feature_maps:
+        activation = on_feature_maps(activation)
     second = second_derivative(lambda t: activation(t) ** 2 / 2, X,
                                compiled=compiled)
     first = reference.derivative(*case, X.astype("float64"))

@@ -17,6 +17,7 @@ from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
 from tests.testing import float64_enabled
+from tests.testing import on_feature_maps
 from tests.testing import to_numpy
 from tests.testing import value_and_gradient
 
@@ -231,7 +232,9 @@ def test_compiled_matches_contract(implementation, dtype):
                             special_inputs(dtype)])
         if dtype == "float64":
             x = x.astype("float64")
-        fns = [sugar_fn(case, dtype, implementation)
+        # Every case, on a 1-D tensor and on feature maps.
+        fns = [form(sugar_fn(case, dtype, implementation))
+               for form in (lambda f: f, on_feature_maps)
                for case in reference.CASES]
         # ReLU compiled in the same function is the reference: compilers
         # may treat the sign of zero differently from eager mode.
@@ -241,9 +244,9 @@ def test_compiled_matches_contract(implementation, dtype):
         *y, relu = y
     assert np.isfinite(grad).all()
     moderate = slice(0, len(moderate_inputs()))
-    expected = sum(reference.derivative(*case, x[moderate])
-                   for case in reference.CASES)
-    tol = TOLERANCE[dtype] * len(reference.CASES)
+    expected = 2 * sum(reference.derivative(*case, x[moderate])
+                       for case in reference.CASES)
+    tol = 2 * TOLERANCE[dtype] * len(reference.CASES)
     for row in y:
         assert_same_bits(row, relu)
     np.testing.assert_allclose(grad[moderate], expected, rtol=tol, atol=tol)
@@ -256,19 +259,21 @@ def test_compiled_gradient_passes_upstream_nan_and_zeroes_non_finite(
     """The compiled training path (on TensorFlow under XLA f'(x) is kept
     from the forward pass): an upstream that is not 1, NaN at some finite
     inputs, over a dense range, and 0 at non-finite inputs; one compiled
-    function for every surrogate."""
+    function for every surrogate, on a 1-D tensor and on feature maps."""
     x = rounded(np.concatenate([np.linspace(-50.0, 50.0, 1001) + 0.0123,
                                 [np.inf, -np.inf, np.nan]]), dtype)
     upstream = rounded(np.random.default_rng(0).normal(size=x.shape), dtype)
     upstream[:-3:97] = np.nan
     weight = ops.convert_to_tensor(upstream, dtype)
-    fns = [sugar_fn(case, dtype, implementation) for case in reference.CASES]
+    fns = [form(sugar_fn(case, dtype, implementation))
+           for form in (lambda f: f, on_feature_maps)
+           for case in reference.CASES]
     _, grad = value_and_gradient(
         lambda t: ops.stack([f(t) * weight for f in fns]), x, compiled=True)
     finite = slice(0, -3)
-    expected = upstream[finite] * sum(
+    expected = 2 * upstream[finite] * sum(
         reference.derivative(*case, x[finite]) for case in reference.CASES)
-    tol = 4 * TOLERANCE[dtype] * len(reference.CASES)
+    tol = 8 * TOLERANCE[dtype] * len(reference.CASES)
     np.testing.assert_allclose(grad[finite], expected, rtol=tol, atol=tol)
     np.testing.assert_array_equal(grad[-3:], 0.0)
 

@@ -81,6 +81,14 @@ def value_and_gradient(fn, x, compiled=False):
     return to_numpy(y), to_numpy(g)
 
 
+def on_feature_maps(fn):
+    """`fn` of a 1-D tensor applied to it reshaped as rank-4 feature maps
+    `(1, 1, n, 1)`, the result flattened back: under XLA the default
+    computes f'(x) of feature maps in the forward pass (see
+    `keras_sugar.native`), of other tensors in the backward pass."""
+    return lambda t: ops.reshape(fn(ops.reshape(t, (1, 1, -1, 1))), (-1,))
+
+
 @contextlib.contextmanager
 def float64_enabled():
     """Lets float64 tensors stay float64 (JAX truncates them by default)."""
