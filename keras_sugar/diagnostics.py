@@ -115,14 +115,18 @@ class _Probe:
 # One probe per model, for every report and monitor on it: a probe
 # compiles its forward pass when first used (TensorFlow warns when
 # functions are traced again and again); it shares the model's layers, so
-# it always sees the current weights.
+# it always sees the current weights. Kept with the model's outputs: a
+# `Sequential` that gains or loses a layer has new ones, and a new probe.
 _PROBES = weakref.WeakKeyDictionary()
 
 
 def _probe_of(model):
-    probe = _PROBES.get(model)
-    if probe is None:
-        probe = _PROBES[model] = _Probe(model)
+    outputs = keras.tree.flatten(model.outputs)
+    cached_outputs, probe = _PROBES.get(model, ((), None))
+    if probe is None or len(cached_outputs) != len(outputs) or any(
+            a is not b for a, b in zip(cached_outputs, outputs)):
+        probe = _Probe(model)
+        _PROBES[model] = (outputs, probe)
     return probe
 
 

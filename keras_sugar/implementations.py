@@ -19,7 +19,9 @@ They differ only in speed and in what they keep for the backward pass:
   `torch.autograd.Function`, `tf.custom_gradient` around the
   straight-through value, which TensorFlow's forward mode and
   `vectorized_map` differentiate), so forward-mode autodiff and
-  vectorization work too. Needs the analytic derivative; keeps only `x`.
+  vectorization work too. Needs the analytic derivative; keeps one
+  tensor: `x`, or under XLA for tensors of rank 4 or more f'(x), computed
+  in the forward pass (faster there, see `native`).
 - `"auto"`: the fastest of these on the current backend, as measured by
   `keras-sugar bench`.
 
@@ -45,8 +47,8 @@ IMPLEMENTATIONS = ("auto", "straight_through", "multiplicative",
                    "custom_gradient")
 
 # Measured with `keras-sugar bench` on a 2-core CPU (table in the README):
-# the custom gradient keeps only x for the backward pass (no more memory
-# than ReLU; straight_through keeps f's intermediates, 1.28x ReLU under
+# the custom gradient keeps one tensor for the backward pass (no more
+# memory than ReLU; straight_through keeps f's intermediates, 1.28x ReLU under
 # XLA), was fastest or tied on every backend, and its inference graph is
 # plain ReLU's. One choice for all backends, so far.
 _AUTO = "custom_gradient"

@@ -12,15 +12,17 @@ rule and a differentiable backward. TensorFlow keeps Keras' own
 mode (`ForwardAccumulator`) and `vectorized_map` (pfor) differentiate the
 ops inside instead, so there the forward value is computed in a form whose
 own derivative is the surrogate's (`traced_forward`). Under XLA (JAX, and
-TensorFlow's compiled training step) f'(x) of a convolution's feature
-maps is computed in the forward pass and kept, which XLA runs faster
-(`_exactly_zero`).
+TensorFlow's compiled training step) f'(x) of a tensor of rank 4 or more
+(a convolution's feature maps) is computed in the forward pass and kept,
+which XLA runs faster (`_exactly_zero`).
 
 Each function takes the input tensor and `derivative`, a function of the
 input built from `keras.ops`; the forward value is exactly `ops.relu(x)`
-and the derivative is `derivative(x)`. `relu_with_derivative` keeps only
-`x` for the backward pass; `relu_saving_derivative` (the `multiplicative`
-implementation) keeps `derivative(x)`, computed in the forward pass.
+and the derivative is `derivative(x)`. `relu_with_derivative` keeps one
+tensor for the backward pass, `x` (under XLA, for tensors of rank 4 or
+more, `derivative(x)` computed in the forward pass instead);
+`relu_saving_derivative` (the `multiplicative` implementation) keeps
+`derivative(x)`, computed in the forward pass.
 """
 
 import functools
@@ -265,7 +267,7 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
             whose own autodiff gives `derivative` (the straight-through
             form). TensorFlow computes the forward value with it, for its
             forward mode and `vectorized_map`; reverse mode still uses
-            `derivative`, keeping only `x`.
+            `derivative`, keeping one tensor.
 
     Returns:
         `forward(x)`, with the given derivative.
@@ -287,7 +289,7 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
         return _jax_relu(x, derivative, forward)
     if traced_forward is not None and _tensorflow_differentiates_inside(x):
         return _generic_relu(x, derivative, traced_forward)
-    if _feature_maps(x) and _tensorflow_trains_under_xla():
+    if _feature_maps(x) and _tensorflow_trains_under_xla(x):
         return _tensorflow_xla_relu(x, derivative, forward)
     return _generic_relu(x, derivative, forward)
 
@@ -335,22 +337,27 @@ def _tensorflow_differentiates_inside(x):
     return False
 
 
-def _tensorflow_trains_under_xla():
-    """Whether a TensorFlow tape may record this op while XLA compiles it
-    (a `jit_compile=True` training step; Keras' default on TensorFlow)."""
+def _tensorflow_trains_under_xla(x):
+    """Whether a TensorFlow tape watches `x` while XLA compiles this op (a
+    `jit_compile=True` training step; Keras' default on TensorFlow). A
+    tape that watches neither `x` nor what it comes from (the weights)
+    does not count: a compiled `predict` traced inside it stays plain
+    ReLU."""
     import tensorflow as tf
     from tensorflow.python.eager import record
     from tensorflow.python.ops import control_flow_util
 
-    return (record.could_possibly_record()
+    return (record.should_record_backprop([x])
             and control_flow_util.GraphOrParentsInXlaContext(
                 tf.compat.v1.get_default_graph()))
 
 
 def _feature_maps(x):
-    """Whether `x` has rank 4 or more (a convolution's feature maps), where
-    XLA runs f'(x) faster in the forward pass (see `_exactly_zero`)."""
-    return len(x.shape) >= 4
+    """Whether `x` has rank 4 or more (a 2-D convolution's feature maps,
+    typically), where XLA runs f'(x) faster in the forward pass (see
+    `_exactly_zero`). A TensorFlow tensor of unknown rank is not."""
+    rank = x.shape.rank if hasattr(x.shape, "rank") else len(x.shape)
+    return rank is not None and rank >= 4
 
 
 def _exactly_zero(x, d):

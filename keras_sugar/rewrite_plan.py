@@ -511,7 +511,7 @@ def _with_value(container, key_path, value):
     key, rest = key_path[0], key_path[1:]
     copy = dict(container) if isinstance(container, dict) else list(container)
     copy[key] = _with_value(container[key], rest, value)
-    return copy
+    return tuple(copy) if isinstance(container, tuple) else copy
 
 
 def _config_entries(layer, plan):

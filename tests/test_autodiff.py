@@ -8,10 +8,12 @@ from keras import ops
 
 from keras_sugar import SugarReLU
 from keras_sugar import implementations
+from keras_sugar import native
 from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
 from tests.testing import forward_mode_derivative
+from tests.testing import of_unknown_rank
 from tests.testing import on_feature_maps
 from tests.testing import second_derivative
 from tests.testing import to_numpy
@@ -75,6 +77,38 @@ def test_second_derivative_of_a_loss_of_the_value(implementation, compiled,
     first = reference.derivative(*case, X.astype("float64"))
     expected = first ** 2 + np.maximum(X, 0) * second_reference(case, X)
     np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_a_tensor_of_unknown_rank(implementation="auto"):
+    fn = of_unknown_rank(SugarReLU(implementation=implementation))
+    for compiled in (False, True):
+        y, grad = value_and_gradient(fn, X, compiled=compiled)
+        np.testing.assert_array_equal(y, np.maximum(X, 0))
+        np.testing.assert_allclose(grad, reference.derivative("bsilu", {}, X),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_where_f_prime_is_computed(monkeypatch):
+    """Under XLA (JAX; TensorFlow's compiled training step) f'(x) of a
+    rank-4 tensor is computed in the forward pass, the value depending on
+    it through `_exactly_zero`; anywhere else (rank below 4, eager
+    TensorFlow, inference, PyTorch) it is not."""
+    ranks = []
+    exactly_zero = native._exactly_zero
+    monkeypatch.setattr(native, "_exactly_zero", lambda x, d: ranks.append(
+        len(x.shape)) or exactly_zero(x, d))
+    activation = SugarReLU()
+    feature_maps = X.reshape(1, 1, -1, 1)
+    value_and_gradient(activation, X, compiled=True)
+    activation(ops.convert_to_tensor(feature_maps))
+    if BACKEND == "tensorflow":  # Eager: no XLA.
+        value_and_gradient(activation, feature_maps)
+    assert ranks == []
+    value_and_gradient(activation, feature_maps, compiled=True)
+    if BACKEND == "torch":
+        assert ranks == []
+    else:
+        assert ranks and set(ranks) == {4}
 
 
 def test_multiplicative_refuses_a_second_derivative():

@@ -13,8 +13,11 @@ import pytest
 from keras_sugar import DeadUnitMonitor
 from keras_sugar import SugarReLU
 from keras_sugar import dead_unit_report
+from keras_sugar import diagnostics
 from keras_sugar import sugarify
 from tests import zoo
+
+_PROBE = diagnostics._Probe
 
 
 def dying_mlp(depth=4, width=16, bias=-1.0, seed=0):
@@ -355,12 +358,16 @@ def test_no_warning_for_any_probe(name):
         str(w.message) for w in caught]
 
 
-def test_repeated_reports_see_the_current_weights_and_trace_once():
+def test_repeated_reports_see_the_current_weights_and_trace_once(
+        monkeypatch):
     """Reports on one model share its probe: compiled once (TensorFlow
     warned of functions traced again and again), yet always measuring
     the weights as they are now."""
     model = dying_mlp(depth=2, bias=0.0)
     x = np.random.default_rng(0).normal(size=(10, 8)).astype("float32")
+    probes = []
+    monkeypatch.setattr(diagnostics, "_Probe", lambda *args: probes.append(
+        _PROBE(*args)) or probes[-1])
     records = []
     handler = logging.Handler()
     handler.emit = records.append
@@ -375,7 +382,20 @@ def test_repeated_reports_see_the_current_weights_and_trace_once():
         dead = dead_unit_report(model, x, batch_size=3)[-1]
     finally:
         logger.removeHandler(handler)
+    assert len(probes) == 1
     assert all(report == alive[0] for report in alive)
     assert alive[0]["dead_fraction"] < 1.0 and dead["dead_fraction"] == 1.0
     assert not [r for r in records if "retracing" in r.getMessage()], [
         r.getMessage() for r in records]
+
+
+def test_a_sequential_that_gains_or_loses_a_layer_is_measured_as_it_is():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(
+        4, activation="relu", name="first")])
+    x = np.ones((5, 8), "float32")
+    layers = lambda: [row["layer"] for row in dead_unit_report(model, x)]
+    assert layers() == ["first", "total"]
+    model.add(keras.layers.Dense(4, activation="relu", name="second"))
+    assert layers() == ["first", "second", "total"]
+    model.pop()
+    assert layers() == ["first", "total"]

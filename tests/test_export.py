@@ -115,6 +115,40 @@ def test_every_format_of_this_backend_gives_relus_values(implementation,
                                        atol=1e-6, err_msg=name)
 
 
+def test_compiled_inference_inside_another_gradient_holds_no_surrogate():
+    """Inference compiled (XLA) while some other gradient is being taken
+    (on TensorFlow, traced inside a tape that watches neither the input
+    nor the model's weights) is plain ReLU too."""
+    _, sugar, x = twins()
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(tf.constant(1.0))
+            graph = tf.function(sugar, jit_compile=True).get_concrete_function(
+                x).graph
+        found = {op.type for op in graph.get_operations()}
+        assert "Sigmoid" not in found and "Relu" in found
+    elif BACKEND == "jax":
+        import jax
+
+        def unrelated(w):
+            jaxpr = str(jax.make_jaxpr(jax.jit(
+                lambda t, v: sugar.stateless_call(t, v, x)[0]))(
+                    [v.value for v in sugar.trainable_variables],
+                    [v.value for v in sugar.non_trainable_variables]))
+            assert "logistic" not in jaxpr and "max" in jaxpr
+            return w * 2.0
+
+        jax.grad(unrelated)(1.0)
+    else:
+        import torch
+
+        with torch.enable_grad():
+            t = torch.as_tensor(np.asarray(x))
+            assert SugarReLU()(t).grad_fn is None
+
+
 def test_the_inference_graph_holds_no_surrogate():
     """Outside a gradient computation the default computes plain ReLU: no
     sigmoid (B-SiLU's derivative) in the traced forward pass."""

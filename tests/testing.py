@@ -89,6 +89,18 @@ def on_feature_maps(fn):
     return lambda t: ops.reshape(fn(ops.reshape(t, (1, 1, -1, 1))), (-1,))
 
 
+def of_unknown_rank(fn):
+    """`fn`, on TensorFlow traced for inputs of unknown rank (a
+    `tf.function` with `TensorSpec(None)`, as shapeless signatures and
+    some `tf.data` maps give); on JAX and PyTorch, whose tensors always
+    have a rank, `fn` itself."""
+    if BACKEND != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    return tf.function(fn, input_signature=[tf.TensorSpec(None, "float32")])
+
+
 @contextlib.contextmanager
 def float64_enabled():
     """Lets float64 tensors stay float64 (JAX truncates them by default)."""
