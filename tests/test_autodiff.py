@@ -79,8 +79,8 @@ def test_second_derivative_of_a_loss_of_the_value(implementation, compiled,
     np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
 
 
-def test_a_tensor_of_unknown_rank(implementation="auto"):
-    fn = of_unknown_rank(SugarReLU(implementation=implementation))
+def test_a_tensor_of_unknown_rank():
+    fn = of_unknown_rank(SugarReLU())
     for compiled in (False, True):
         y, grad = value_and_gradient(fn, X, compiled=compiled)
         np.testing.assert_array_equal(y, np.maximum(X, 0))

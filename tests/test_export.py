@@ -115,6 +115,17 @@ def test_every_format_of_this_backend_gives_relus_values(implementation,
                                        atol=1e-6, err_msg=name)
 
 
+def inference_jaxpr(model, x, transform=lambda f: f):
+    """The jaxpr (as text) of `model`'s stateless forward call on `x`,
+    through `transform` (e.g. `jax.jit`)."""
+    import jax
+
+    return str(jax.make_jaxpr(transform(
+        lambda t, v: model.stateless_call(t, v, x)[0]))(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables]))
+
+
 def test_compiled_inference_inside_another_gradient_holds_no_surrogate():
     """Inference compiled (XLA) while some other gradient is being taken
     (on TensorFlow, traced inside a tape that watches neither the input
@@ -133,10 +144,7 @@ def test_compiled_inference_inside_another_gradient_holds_no_surrogate():
         import jax
 
         def unrelated(w):
-            jaxpr = str(jax.make_jaxpr(jax.jit(
-                lambda t, v: sugar.stateless_call(t, v, x)[0]))(
-                    [v.value for v in sugar.trainable_variables],
-                    [v.value for v in sugar.non_trainable_variables]))
+            jaxpr = inference_jaxpr(sugar, x, jax.jit)
             assert "logistic" not in jaxpr and "max" in jaxpr
             return w * 2.0
 
@@ -160,12 +168,7 @@ def test_the_inference_graph_holds_no_surrogate():
         found = {op.type for op in graph.get_operations()}
         assert "Sigmoid" not in found and "Relu" in found
     elif BACKEND == "jax":
-        import jax
-
-        jaxpr = str(jax.make_jaxpr(
-            lambda t, v: sugar.stateless_call(t, v, x)[0])(
-                [v.value for v in sugar.trainable_variables],
-                [v.value for v in sugar.non_trainable_variables]))
+        jaxpr = inference_jaxpr(sugar, x)
         assert "logistic" not in jaxpr and "max" in jaxpr
     else:
         import torch
