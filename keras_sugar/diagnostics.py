@@ -7,109 +7,182 @@ layer over all its calls: its unit is dead when zero for every example of
 every call. Sparsity is the fraction of zero outputs. Both are read from
 forward values, which plain ReLU and SugarReLU compute identically, so the
 same model reports the same numbers before it is trained either way.
+
+What is measured is what the model's site map (`keras_sugar.site_map`)
+says is rectified and observable, under the same paths as `sugarify`'s
+and `strip_sugar`'s reports: ReLU, capped ReLU and SugarReLU outputs of
+the graph's layers and raw ops, and those of the sublayers a custom
+layer calls (the feed-forward units of a transformer block), recorded as
+the model runs eagerly. Sites that cannot be observed (`relu` in a custom
+layer's Python code, inside a recurrent loop) are named, with why, by
+`unobserved_sites` and in a warning.
 """
 
+import warnings
 import weakref
 
 import keras
 import numpy as np
 
 from keras_sugar import model_graph
-from keras_sugar import relu_sites
-from keras_sugar.activations import SugarReLU
+from keras_sugar import patching
+from keras_sugar import site_map
 
 
-def _rectifies(op):
-    """Whether `op`'s output is a plain ReLU (or SugarReLU) output."""
-    if isinstance(op, keras.layers.ReLU):
-        return relu_sites.is_plain_relu(op)
-    if isinstance(op, keras.layers.RNN):
-        return False  # Its outputs are gated states, not rectified values.
-    if isinstance(op, keras.layers.Lambda):
-        return relu_sites.target_of_function(op.function, ("relu",)) == "relu"
-    if isinstance(op, keras.layers.Layer):
-        activation = getattr(op, "activation", None)
-        return isinstance(activation, SugarReLU) or (
-            relu_sites.target_of_function(activation, ("relu",)) == "relu")
-    return relu_sites.raw_op_target(op, ("relu",)) == "relu"
+def _observed(the_map):
+    """The rectified sites of a map whose outputs can be read."""
+    return [site for site in the_map.sites if site.rectified and
+            not isinstance(site.observe, site_map.Unobservable)]
 
 
-def rectified_sites(model, prefix=""):
-    """Returns `[(path, layer_or_model, tensors)]` for the rectified outputs.
+def _unobserved(the_map):
+    return [site for site in the_map.sites if site.rectified and
+            isinstance(site.observe, site_map.Unobservable)]
 
-    Covers inline activations (`Dense(activation=relu)`), `Activation`
-    layers, plain `ReLU` layers, `SugarReLU` in any form and raw `relu` ops
-    (entries with their symbolic output tensors), and nested functional or
-    Sequential models holding any of those (entries with the model and
-    the inputs it is called on). `tensors` has one entry per call: a
-    shared layer (or model) called several times is one site.
+
+def rectified_sites(model):
+    """The sites of `model` (`site_map.Site`s) whose rectified output the
+    diagnostics measure: ReLU, capped ReLU and SugarReLU outputs, read from
+    the graph (a layer's output, at each of its calls) or, inside layers
+    that build their sublayers themselves, from the sublayers' calls."""
+    return _observed(site_map.read(model))
+
+
+def unobserved_sites(model):
+    """`(path, reason)` for each rectified site of `model` whose output
+    cannot be measured (`relu` called in a custom layer's Python code, an
+    activation inside a recurrent layer's loop).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4, 3)), keras.layers.SimpleRNN(
+    ...     2, activation="relu", name="rnn")])
+    >>> unobserved_sites(model)
+    [('rnn', "applied inside a recurrent layer's loop")]
     """
-    sites = []
-    for op in model_graph.nodes(model):
-        if isinstance(op, keras.layers.InputLayer):
-            continue
-        path = model_graph.join(prefix, op.name)
-        calls = model_graph.calls(model, op)
-        if model_graph.is_graph_model(op):
-            if rectified_sites(op):
-                sites.append((path, op, [call.input_tensors
-                                         for call in calls]))
-        elif _rectifies(op):
-            sites.append((path, op, [call.outputs[0] for call in calls]))
-    return sites
+    return [(site.path, site.observe.reason)
+            for site in _unobserved(site_map.read(model))]
+
+
+def _graphs_in(graph, found=None):
+    """`{id(graph)}` for `graph` and every graph run inside it (nested
+    models, the graph copies `SugarPatched` layers run)."""
+    found = set() if found is None else found
+    found.add(id(graph))
+    for node in model_graph.nodes(graph):
+        inner = patching.graph_of(node)
+        if inner is not None and id(inner) not in found:
+            _graphs_in(inner, found)
+    return found
+
+
+class _GraphProbe:
+    """Computes, for one graph, the outputs of its observed nodes and the
+    inputs of the graphs inside it that hold observed nodes (each read by
+    a probe of its own)."""
+
+    def __init__(self, graph, sites, extra_outputs=()):
+        # Per site of this graph, the positions of its outputs (one per
+        # call) among the probe's; per graph inside it, its probe and the
+        # positions of its inputs at each call.
+        self.sites, self.positions, self.inner = [], [], []
+        outputs = []
+        for site in sites:
+            if site.observe.graph is graph:
+                calls = model_graph.calls(graph, site.observe.node)
+                self.sites.append(site)
+                self.positions.append(
+                    range(len(outputs), len(outputs) + len(calls)))
+                outputs += [call.outputs[0] for call in calls]
+        for node in model_graph.nodes(graph):
+            inner = patching.graph_of(node)
+            if inner is None or inner is graph:
+                continue
+            below = _graphs_in(inner)
+            held = [site for site in sites if id(site.observe.graph) in below]
+            if not held:
+                continue
+            calls = []
+            for call in model_graph.calls(graph, node):
+                tensors = keras.tree.flatten(call.input_tensors)
+                calls.append(range(len(outputs), len(outputs) + len(tensors)))
+                outputs += tensors
+            self.inner.append((_GraphProbe(inner, held), calls))
+        outputs += list(extra_outputs)
+        # The graph's own input structure, so that a batch is taken as
+        # `predict` takes it (and Keras has no structure to warn about).
+        self.input = model_graph.graph_inputs(graph)
+        self._fn = keras.Model(self.input, outputs)
+
+    def __call__(self, batch, eager=False):
+        """`{id(site): [output per call]}` for every site below."""
+        if eager:
+            values = keras.tree.map_structure(
+                keras.ops.convert_to_numpy, self._fn(batch, training=False))
+        else:
+            # predict_on_batch: compiled like predict(), no gradients.
+            values = self._fn.predict_on_batch(batch)
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        found = {id(site): [values[i] for i in positions]
+                 for site, positions in zip(self.sites, self.positions)}
+        for probe, calls in self.inner:
+            for positions in calls:
+                inputs = keras.tree.pack_sequence_as(
+                    probe.input, [values[i] for i in positions])
+                for key, outputs in probe(inputs).items():
+                    found.setdefault(key, []).extend(outputs)
+        return found
 
 
 class _Probe:
-    """Computes every rectified output of a model for a batch."""
+    """Computes every observed rectified output of a model for a batch:
+    per site, its groups of units (one for a node's output, one per
+    sublayer for the sublayers' calls), each a list of outputs."""
 
-    def __init__(self, model, prefix=""):
-        if not model_graph.is_graph_model(model) or not model.built:
+    def __init__(self, model):
+        if not model_graph.is_graph_model(model) or not (
+                model_graph.is_built_graph(model)):
             raise ValueError(
                 f"Dead-unit measurement needs a built functional or "
                 f"Sequential model. Received: {type(model).__name__} "
                 f"(built={getattr(model, 'built', None)}).")
-        # Per measured layer, the positions of its outputs (one per call)
-        # among the probe's; per nested model, its probe and the positions
-        # of its inputs at each call.
-        self.layer_names, self._positions, self.nested = [], [], []
-        outputs = []
-        for path, target, tensors in rectified_sites(model, prefix):
-            if model_graph.is_graph_model(target):
-                calls = []
-                for inputs in tensors:
-                    calls.append(range(len(outputs),
-                                       len(outputs) + len(inputs)))
-                    outputs += inputs
-                self.nested.append((_Probe(target, path), calls))
-            else:
-                self.layer_names.append(path)
-                self._positions.append(
-                    range(len(outputs), len(outputs) + len(tensors)))
-                outputs += tensors
-        for probe, _ in self.nested:
-            self.layer_names += probe.layer_names
-        if not self.layer_names:
-            raise _no_rectified_units(model)
-        # The model's own input structure, so that a batch is taken as
-        # `predict` takes it (and Keras has no structure to warn about).
-        self.input = model_graph.graph_inputs(model)
-        self._fn = keras.Model(self.input, outputs)
+        the_map = site_map.read(model)
+        self.sites = _observed(the_map)
+        self.unobserved = _unobserved(the_map)
+        if not self.sites:
+            raise _no_rectified_units(model, self.unobserved)
+        if self.unobserved:
+            warnings.warn(
+                "Dead units are not measured at "
+                + "; ".join(f"'{site.path}' ({site.observe.reason})"
+                            for site in self.unobserved), stacklevel=3)
+        self.layer_names = [site.path for site in self.sites]
+        read_from_graph = [site for site in self.sites
+                           if isinstance(site.observe, site_map.NodeOutput)]
+        # Layers called inside other layers' calls are recorded as the
+        # whole model runs eagerly.
+        self._recorded = list({id(layer): layer for site in self.sites
+                               if isinstance(site.observe,
+                                             site_map.CallOutputs)
+                               for layer in site.observe.layers}.values())
+        extra = keras.tree.flatten(model.outputs) if self._recorded else ()
+        self._graph = _GraphProbe(model, read_from_graph, extra)
+        self.input = self._graph.input
 
     def __call__(self, batch):
-        """Per measured layer, the list of its outputs (one per call)."""
-        # predict_on_batch: compiled like predict(), no gradients, numpy out.
-        values = self._fn.predict_on_batch(batch)
-        if not isinstance(values, (list, tuple)):
-            values = [values]
-        results = [[values[i] for i in positions]
-                   for positions in self._positions]
-        for probe, calls in self.nested:
-            per_call = [probe(keras.tree.pack_sequence_as(
-                probe.input, [values[i] for i in positions]))
-                for positions in calls]
-            results += [sum((call[k] for call in per_call), [])
-                        for k in range(len(probe.layer_names))]
-        return results
+        """Per measured site, its groups of outputs (see the class)."""
+        if not self._recorded:
+            found = self._graph(batch)
+            return [[found[id(site)]] for site in self.sites]
+        with model_graph.recording_calls(self._recorded) as recorded:
+            found = self._graph(batch, eager=True)
+        by_layer = {id(layer): outputs
+                    for layer, outputs in zip(self._recorded, recorded)}
+        return [[found[id(site)]] if isinstance(
+            site.observe, site_map.NodeOutput) else
+            [by_layer[id(layer)] for layer in site.observe.layers]
+            for site in self.sites]
 
 
 # One probe per model, for every report and monitor on it: a probe
@@ -130,10 +203,12 @@ def _probe_of(model):
     return probe
 
 
-def _no_rectified_units(model):
+def _no_rectified_units(model, unobserved=()):
+    cannot = "".join(f"; '{site.path}' cannot be observed: "
+                     f"{site.observe.reason}" for site in unobserved)
     return ValueError(
         f"Model '{model.name}' has no rectified units (ReLU or SugarReLU "
-        f"outputs) to measure: nothing can be dead.")
+        f"outputs) to measure: nothing can be dead{cannot}.")
 
 
 class DeadUnitStats:
@@ -146,14 +221,19 @@ class DeadUnitStats:
         self.counts = [0] * len(names)
 
     def update(self, outputs):
-        """Adds a batch: per layer, its outputs (one array per call)."""
-        for i, calls in enumerate(outputs):
-            out = np.concatenate([a.reshape(-1, a.shape[-1]) for a in calls])
-            active = np.any(out != 0, axis=0)
+        """Adds a batch: per layer, its groups of units, each a list of
+        outputs (one array per call, the units on the last axis)."""
+        for i, groups in enumerate(outputs):
+            active = []
+            for calls in groups:
+                out = np.concatenate([np.reshape(a, (-1, np.shape(a)[-1]))
+                                      for a in calls])
+                active.append(np.any(out != 0, axis=0))
+                self.zeros[i] += int(np.count_nonzero(out == 0))
+                self.counts[i] += out.size
+            active = np.concatenate(active)
             self.active[i] = active if self.active[i] is None else (
                 self.active[i] | active)
-            self.zeros[i] += int(np.count_nonzero(out == 0))
-            self.counts[i] += out.size
 
     def layers(self):
         """Per-layer dicts: units, dead, dead_fraction, sparsity."""
@@ -303,6 +383,7 @@ class DeadUnitMonitor(keras.callbacks.Callback):
     Example:
 
     >>> import numpy as np
+    >>> from keras_sugar import SugarReLU
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
     ...     4, activation=SugarReLU()), keras.layers.Dense(1)])
     >>> model.compile("sgd", "mse")
@@ -336,11 +417,12 @@ class DeadUnitMonitor(keras.callbacks.Callback):
         _check_model(self.model)
         self._probe = None
         # Bad probe data or nothing to measure fail here, before any batch.
-        if self.model.built:
+        if model_graph.is_built_graph(self.model):
             self._build_probe()
-        elif not any(_rectifies(layer)
-                     for layer in model_graph.descendants(self.model)):
-            raise _no_rectified_units(self.model)
+        else:
+            the_map = site_map.read(self.model)
+            if not _observed(the_map):
+                raise _no_rectified_units(self.model, _unobserved(the_map))
         # Keras hands the epoch logs to callbacks in list order: run first,
         # so CSVLogger and EarlyStopping(monitor="dead_units") listed
         # before this callback still see its values.

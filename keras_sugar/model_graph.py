@@ -11,6 +11,8 @@ top-level layer, `inner/dense` for a layer of a nested model `inner`. The
 sugarify report and the dead-unit report use the same paths.
 """
 
+import contextlib
+import inspect
 import sys
 
 import keras
@@ -47,30 +49,117 @@ def check_graph_model(model, caller, advice):
 
 def nodes(model):
     """The nodes of a graph model in order: layers and raw ops (such as the
-    `Relu` an `ops.relu` call on a symbolic tensor adds). An unbuilt
-    `Sequential` has none yet."""
+    `Relu` an `ops.relu` call on a symbolic tensor adds). A `Sequential`
+    not built yet (made without `keras.Input`, never called) has its
+    layers, in order."""
     if isinstance(model, keras.Sequential):
-        return list(model.layers) if model.built else []
+        return list(model.layers)
     return list(model.operations)
 
 
+def is_built_graph(model):
+    """Whether a graph model has a graph of tensors yet (a `Sequential`
+    made without `keras.Input` gets one when first built or called)."""
+    return not isinstance(model, keras.Sequential) or (
+        getattr(model, "_functional", None) is not None)
+
+
+def _placeholder(tensor):
+    return keras.KerasTensor(
+        tensor.shape, dtype=tensor.dtype, sparse=tensor.sparse,
+        ragged=getattr(tensor, "ragged", False), name=tensor.name)
+
+
 def new_inputs(model):
-    """New `keras.Input`s in the structure of `model.input`, each shaped,
-    typed and named as the `InputLayer` it stands for. (`clone_model`
-    names them after their tensors: `keras_tensor_3` for an input made
-    without a name, whose layer is `input_layer`.)"""
+    """New inputs in the structure of the graph model's own inputs, each
+    shaped and typed as the original, its `InputLayer` and its tensor
+    named as the user's were (`keras.Input()` without a name makes an
+    `input_layer_N` holding a `keras_tensor_M`; `clone_model` would name
+    both after the tensor)."""
     def like(tensor):
         layer = tensor._keras_history.operation
-        return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype,
-                           sparse=tensor.sparse, name=layer.name,
+        return keras.Input(tensor=_placeholder(tensor), name=layer.name,
                            optional=getattr(layer, "optional", False))
 
     return keras.tree.map_structure(like, graph_inputs(model))
 
 
+def clone_inputs(model):
+    """What `keras.models.clone_model(model, input_tensors=...)` takes to
+    keep the inputs as they are named (see `new_inputs`): for a
+    `Sequential`, which makes its `InputLayer` itself (named as the
+    original's), a tensor named as the original's; None when it has no
+    inputs yet."""
+    if not is_built_graph(model):
+        return None
+    if isinstance(model, keras.Sequential):
+        return _placeholder(graph_inputs(model))
+    return new_inputs(model)
+
+
+def keep_input_names(original, clone):
+    """Names the inputs of the graph models nested in `clone`, a
+    `clone_model` copy of `original`, as `original`'s nested models name
+    theirs (`InputLayer` and tensor: `clone_model` names both after the
+    tensor, see `new_inputs`)."""
+    for old, new in zip(nodes(original), nodes(clone)):
+        if not (is_graph_model(old) and is_graph_model(new)
+                and is_built_graph(old) and is_built_graph(new)):
+            continue
+        for tensor, copy in zip(keras.tree.flatten(graph_inputs(old)),
+                                keras.tree.flatten(graph_inputs(new))):
+            copy.name = tensor.name
+            copy._keras_history.operation.name = (
+                tensor._keras_history.operation.name)
+        keep_input_names(old, new)
+
+
 def children(layer):
     """Direct sublayers of `layer` (Keras tracks them as attributes)."""
     return layer._flatten_layers(include_self=False, recursive=False)
+
+
+# Containers the frameworks keep sublayers in, not names of them: Keras'
+# list of tracked layers, PyTorch's modules, TensorFlow's dependencies.
+_FRAMEWORK_CONTAINERS = ("_layers", "_tracker", "_modules", "_self_")
+
+
+def child_names(layer):
+    """A name for each of `layer`'s `children`, the same for every copy of
+    it: in a graph model, each layer's own name (kept in the model's
+    config); in any other layer, the attribute that holds it
+    (`"inner"`, `"blocks/2"` for an item of a list), since the sublayers a
+    layer builds in `__init__` get new automatic names (`dense_17`) in
+    every copy. A sublayer no attribute holds keeps its own name."""
+    found = children(layer)
+    if is_graph_model(layer):
+        return [child.name for child in found]
+    named, in_containers = {}, []
+    for attribute in attribute_names(layer):
+        if attribute.startswith(_FRAMEWORK_CONTAINERS):
+            continue
+        value = getattr(layer, attribute, None)
+        if isinstance(value, keras.layers.Layer):
+            named.setdefault(id(value), attribute)
+        elif isinstance(value, (list, tuple)):
+            in_containers += [(f"{attribute}/{i}", item)
+                              for i, item in enumerate(value)]
+        elif isinstance(value, dict):
+            in_containers += [(f"{attribute}/{key}", item)
+                              for key, item in value.items()]
+    for name, item in in_containers:  # An attribute of its own first.
+        named.setdefault(id(item), name)
+    return [named.get(id(child), child.name) for child in found]
+
+
+def path_at(layer, index_path):
+    """The "/"-joined `child_names` down to the sublayer of `layer` at
+    `index_path` (see `sublayer_at`)."""
+    names = []
+    for index in index_path:
+        names.append(child_names(layer)[index])
+        layer = children(layer)[index]
+    return "/".join(names)
 
 
 def sublayer_at(layer, index_path, need_activation=True):
@@ -95,6 +184,34 @@ def sublayer_at(layer, index_path, need_activation=True):
 def descendants(layer):
     """Every sublayer of `layer`, at any depth, each once."""
     return layer._flatten_layers(include_self=False, recursive=True)
+
+
+def positions(layer, prefix=()):
+    """Yields `(position, sublayer)` for every sublayer of `layer`, depth
+    first, each once, where `position` is its tuple of child indices (see
+    `sublayer_at`)."""
+    seen = set()
+
+    def walk(parent, at):
+        for index, child in enumerate(children(parent)):
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            yield at + (index,), child
+            yield from walk(child, at + (index,))
+
+    yield from walk(layer, prefix)
+
+
+def position_of(layer, sublayer):
+    """The child indices of `sublayer` in `layer` (`()` for `layer`
+    itself), or None."""
+    if sublayer is layer:
+        return ()
+    for position, found in positions(layer):
+        if found is sublayer:
+            return position
+    return None
 
 
 def attribute_names(layer):
@@ -148,8 +265,8 @@ def is_core_keras(obj):
 
 
 def join(prefix, name):
-    """`prefix/name`, or `name` at the top level."""
-    return f"{prefix}/{name}" if prefix else name
+    """`prefix/name`; `name` at the top level, `prefix` for no name."""
+    return f"{prefix}/{name}" if prefix and name else prefix or name
 
 
 def node_paths(model, prefix=""):
@@ -206,6 +323,52 @@ def rebuilt_from_config(layer, edit_config=None):
         return round_trip(layer, edit_config), None
     except (TypeError, ValueError) as error:
         return None, f"{type(error).__name__}: {str(error).splitlines()[0]}"
+
+
+def call_as_node(layer, *args, **kwargs):
+    """Calls `layer` with a graph node's arguments, leaving out the keyword
+    arguments its `call` does not take (a `Lambda` node passes `mask`,
+    which the `Activation` that replaces it has no use for). For
+    `clone_model(..., call_function=call_as_node)`."""
+    parameters = inspect.signature(layer.call).parameters.values()
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        names = {p.name for p in parameters}
+        kwargs = {k: v for k, v in kwargs.items() if k in names}
+    return layer(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def recording_calls(layers):
+    """Within the scope, every call of one of `layers` appends its output,
+    as numpy, to `recorded[i]` (the list yielded, one entry per layer).
+
+    Keras has no forward hooks: the layers' `call` is shadowed by an
+    instance attribute for the scope (Keras looks `self.call` up on each
+    call) and restored after it, also when the scope fails. Use it for
+    eager calls only: a compiled function would record symbolic values.
+    """
+    recorded = [[] for _ in layers]
+
+    def recorder(layer, outputs):
+        call = layer.call
+
+        def recording_call(*args, **kwargs):
+            output = call(*args, **kwargs)
+            outputs.append(keras.ops.convert_to_numpy(output))
+            return output
+
+        return recording_call
+
+    shadowed = []
+    try:
+        for layer, outputs in zip(layers, recorded):
+            if "call" not in vars(layer):  # A layer listed twice.
+                object.__setattr__(layer, "call", recorder(layer, outputs))
+                shadowed.append(layer)
+        yield recorded
+    finally:
+        for layer in shadowed:
+            object.__delattr__(layer, "call")
 
 
 def mark_built(layer):

@@ -1,144 +1,132 @@
 """`sugarify`: rewrite an existing model's ReLU (or GELU, SiLU) units to SUGAR.
 
 A rewrite is a plan (`keras_sugar.rewrite_plan`: the sites, the route, the
-report) and its application here: a `keras.models.clone_model` pass (every
-layer rebuilt from its config, target activations swapped for `SugarReLU`,
-raw `relu` op nodes replaced by `Activation(SugarReLU)` layers, nested
-models cloned recursively, shared layers kept shared), or the rebuild route
-for models whose layers do not round-trip through their config. Weights
-are copied; the original model is never touched.
+report, from the model's site map) and its application here: a clone
+(`keras_sugar.cloning`: every layer rebuilt from its config, target
+activations swapped for `SugarReLU`, raw `relu` op nodes replaced by
+`Activation(SugarReLU)` layers named as them, the sublayers of layers that
+build them themselves patched by `SugarPatched`, nested models cloned
+recursively, shared layers kept shared), or the rebuild route for models
+whose layers do not round-trip through their config. Weights are copied;
+the original model is never touched.
 """
 
 import warnings
 
 import keras
 
+from keras_sugar import cloning
 from keras_sugar import model_graph
 from keras_sugar import patching
-from keras_sugar import relu_sites
 from keras_sugar import rewrite_plan
+from keras_sugar import site_map
+from keras_sugar.activation_kinds import TARGETS
 from keras_sugar.activations import SugarReLU
 
+# Where it is defined; kept here for the code that imports it so.
+count_sugar_sites = site_map.count_sugar_sites
 
-# Where the other walkers are; kept here for the code that imports it so.
-count_sugar_sites = relu_sites.count_sugar_sites
 
-
-def _check_reloads(model, expected):
-    """Raises unless `model` rebuilds from its config with all `expected`
-    SugarReLUs: a rewrite that loads back without them would revert
-    silently."""
+def _check_reloads(model, plan):
+    """Raises unless `model` rebuilds from its config with a SugarReLU at
+    every site the plan put or kept one, and nowhere else: a rewrite that
+    loads back without them would revert silently."""
     with warnings.catch_warnings():
         # Rebuilding warns about the user's own unbuilt layers; loading
         # their model would too, and this check is ours, not theirs.
         warnings.simplefilter("ignore")
         restored = model_graph.round_trip(model)
-    found = count_sugar_sites(restored)
-    if found != expected:
+    found = sorted(((site.path, site.sugar) for site in
+                    site_map.read(restored).sugar_sites),
+                   key=lambda pair: (pair[0], repr(pair[1])))
+    if found != plan.expected_sugar:
+        expected = [path for path, _ in plan.expected_sugar]
         raise ValueError(
             f"sugarify's rewrite of model '{model.name}' reloads with "
-            f"{found} of its {expected} SugarReLU activations, so it would "
-            f"revert when saved and loaded; it is not returned. Please "
-            f"report this with the model's summary().")
+            f"SugarReLUs at {[path for path, _ in found]} instead of "
+            f"{expected}, so it would not be what it is once saved and "
+            f"loaded; it is not returned. Please report this with the "
+            f"model's summary().")
 
 
-class _CloneFunction:
-    """Rebuilds each layer for `clone_model` as the plan says."""
+def patch_of(change):
+    """The `patching.Patch`es that make `change` in the layer at its
+    site's node (the node itself: `node` is relative to it)."""
+    replace, sugar = change.site.replace, change.sugar
+    if isinstance(replace, site_map.SwapNode):
+        return [patching.Patch("node", (), (), sugar)]
+    if isinstance(replace, site_map.EditConfig):
+        return [patching.Patch("activation", (), position, sugar, attribute)
+                for position, attribute in replace.holders]
+    kind = "relu_layer" if replace.relu_layer else "activation"
+    return [patching.Patch(kind, (), replace.position, sugar)]
+
+
+def _by_node(changes):
+    found = {}
+    for change in changes:
+        found.setdefault(id(change.site.replace.node), []).append(change)
+    return found
+
+
+class _Rebuild:
+    """The clone route's `clone_function`: each node as the plan says."""
 
     def __init__(self, plan):
-        self.plan = plan
-        self.pairs = []
-        self.clones = {}  # Keeps shared layers shared, at every depth.
-        self.sites = {}  # The sites of each node, `{id(node): [Site]}`.
-        for site in plan.sites:
-            self.sites.setdefault(id(site.node), []).append(site)
+        self.changes = _by_node(plan.changes)
+        self.kept = _by_node(plan.kept_patches)
 
-    def clone(self, model):
-        """Clones a graph model (the one rewritten, or one nested in it),
-        its inputs keeping their names."""
-        inputs = (None if isinstance(model, keras.Sequential)
-                  else model_graph.new_inputs(model))
-        return keras.models.clone_model(model, input_tensors=inputs,
-                                        clone_function=self)
-
-    def __call__(self, layer):
-        if id(layer) not in self.clones:
-            self.clones[id(layer)] = (
-                self.clone(layer) if model_graph.is_graph_model(layer)
-                else self._clone_layer(layer))
-        return self.clones[id(layer)]
-
-    def _clone_layer(self, layer):
-        sites = self.sites.get(id(layer), [])
-        if not isinstance(layer, keras.layers.Layer):
-            if not sites:
-                return layer
-            (site,) = sites  # A raw op is one site.
-            return keras.layers.Activation(site.sugar,
-                                           name=f"sugar_{layer.name}")
-        if isinstance(layer, keras.layers.InputLayer):
-            return layer
-        new = self._rebuild(layer, sites)
-        self.pairs.append((layer, new))
-        activations, relu_layers = _inner(sites)
-        if activations or relu_layers:
-            return patching.SugarPatched(new, activations,
-                                         self.plan.activation,
-                                         relu_layers=relu_layers,
-                                         name=layer.name)
-        return new
-
-    def _rebuild(self, layer, sites):
-        kinds = {site.kind for site in sites}
-        if rewrite_plan.Kind.RELU_LAYER in kinds:
-            (site,) = sites
-            return patching.sugar_relu_layer(site.sugar, layer)
-        if rewrite_plan.Kind.LAMBDA in kinds:
-            (site,) = sites
-            return keras.layers.Activation(site.sugar, name=layer.name,
-                                           dtype=layer.dtype_policy)
-        config = rewrite_plan.with_activations(
-            layer.get_config(),
-            [(site.key_path, site.sugar) for site in sites
-             if site.kind is rewrite_plan.Kind.CONFIG])
-        return layer.__class__.from_config(config)
-
-
-def _inner(sites):
-    """The positions of `sites` that `SugarPatched` swaps in place:
-    `(sublayer activations, ReLU sublayers)`."""
-    kind = rewrite_plan.Kind
-    return ([site.position for site in sites
-             if site.kind is kind.SUBLAYER_ACTIVATION],
-            [site.position for site in sites
-             if site.kind is kind.SUBLAYER_RELU_LAYER])
+    def __call__(self, node):
+        changes = self.changes.get(id(node), [])
+        swaps = [c for c in changes
+                 if isinstance(c.site.replace, site_map.SwapNode)]
+        if swaps:
+            return patching.node_replacement(node, swaps[0].sugar)
+        if not isinstance(node, keras.layers.Layer):
+            return node  # A raw op that stays.
+        if isinstance(node, patching.SugarPatched) and not changes:
+            # Rebuilt from its own config, with every patch it holds.
+            return node.__class__.from_config(node.get_config())
+        base = patching.base_of(node)
+        config = site_map.with_values(base.get_config(), [
+            (c.site.replace.key_path,
+             keras.saving.serialize_keras_object(c.sugar)) for c in changes
+            if isinstance(c.site.replace, site_map.EditConfig)])
+        new = base.__class__.from_config(config)
+        patches = [patch for change in self.kept.get(id(node), []) + [
+            c for c in changes
+            if isinstance(c.site.replace, site_map.PatchSublayer)]
+            for patch in patch_of(change)]
+        if not patches:
+            return new
+        return patching.SugarPatched(new, patches, name=node.name)
 
 
 def _apply_clone(plan):
-    clone_function = _CloneFunction(plan)
-    with model_graph.rebuilding_own_objects():
-        new_model = clone_function.clone(plan.model)
-    for old, new in clone_function.pairs:
-        if old.weights:
-            new.set_weights(old.get_weights())
-    return new_model
-
-
-_GRAPH_KINDS = {rewrite_plan.Kind.RAW_OP: patching.GRAPH_OP,
-                rewrite_plan.Kind.RELU_LAYER: patching.GRAPH_RELU_LAYER}
+    return cloning.clone(plan.model, _Rebuild(plan), "sugarify")
 
 
 def _apply_rebuild(plan):
-    model = plan.model
-    rebuilt = model_graph.round_trip(model)
-    rebuilt.set_weights(model.get_weights())
-    graph_sites = [[site.position, _GRAPH_KINDS[site.kind], site.sugar]
-                   for site in plan.sites if site.kind in _GRAPH_KINDS]
-    activations, relu_layers = _inner(plan.sites)
+    """Rebuilds the model (or, for a model rewritten through this route
+    before, the model its wrapper saved) from its own config, and wraps it
+    in a `SugarPatched` making every change and keeping every patch."""
+    model, wrapper = plan.model, plan.map.wrapper
+    source = (wrapper.source_config() if wrapper is not None
+              else keras.saving.serialize_keras_object(model))
+    with model_graph.rebuilding_own_objects():
+        rebuilt = keras.saving.deserialize_keras_object(source)
+    running = patching.graph_of(wrapper) if wrapper is not None else model
+    cloning.copy_weights(running, rebuilt, "sugarify")
+    # The nodes keep the names (and so the paths) they have now.
+    names = patching.node_names_of(running)
+    patches = []
+    for change in plan.changes + plan.kept_patches:
+        index = change.site.replace.index
+        patches += [patching.Patch(p.kind, index, p.position, p.activation,
+                                   p.attribute) for p in patch_of(change)]
     inputs = model_graph.new_inputs(model)
-    outputs = patching.SugarPatched(
-        rebuilt, activations, plan.activation, relu_layers=relu_layers,
-        graph_sites=graph_sites, name=model.name)(inputs)
+    outputs = patching.SugarPatched(rebuilt, patches, names,
+                                    name=model.name)(inputs)
     return keras.Model(inputs, outputs, name=model.name)
 
 
@@ -161,14 +149,13 @@ def _check_arguments(model, targets, dry_run, existing):
     if not isinstance(targets, (tuple, list)):
         raise TypeError(
             f"sugarify's targets must be a name or a tuple of names from "
-            f"{sorted(relu_sites.TARGETS)}. Received: targets={targets!r}")
+            f"{sorted(TARGETS)}. Received: targets={targets!r}")
     targets = tuple(targets)
-    unknown = [t for t in targets if t not in relu_sites.TARGETS]
+    unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise ValueError(
             f"Unknown sugarify target(s) {unknown or targets}. Valid "
-            f"targets: {sorted(relu_sites.TARGETS)}. Received: "
-            f"targets={targets}")
+            f"targets: {sorted(TARGETS)}. Received: targets={targets}")
     return targets
 
 
@@ -185,14 +172,16 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     Reaches `Activation("relu")` layers, inline `activation="relu"` on any
     layer, plain `ReLU()` layers, raw `relu` op nodes, nested models
     (shared layers stay shared) and custom layers whose sublayers hold an
-    `activation`, inside `TimeDistributed`/`Bidirectional` wrappers and
-    recurrent cells (`activation` and `recurrent_activation`), and
-    `Lambda(keras.activations.relu)`. Capped ReLUs (relu6) are rewritten
-    when `"relu6"` is a target, and otherwise kept exactly and reported,
-    as are `ReLU` layers with a `negative_slope` or `threshold`.
-    Subclassed Backbones (keras_cv, keras_hub) come back as plain
-    functional models so that the rewrite survives saving. Inputs keep
-    their names.
+    `activation` or are `ReLU` layers, inside `TimeDistributed`/
+    `Bidirectional` wrappers and recurrent cells (`activation` and
+    `recurrent_activation`), and `Lambda(keras.activations.relu)`. Capped
+    ReLUs (relu6) are rewritten when `"relu6"` is a target, and otherwise
+    kept exactly and reported, as are `ReLU` layers with a
+    `negative_slope` or `threshold`. Subclassed Backbones (keras_cv,
+    keras_hub) come back as plain functional models so that the rewrite
+    survives saving. Inputs keep their names, and every site keeps its
+    path (`keras_sugar.site_map`): a second rewrite, a filter, the
+    dead-unit report and `strip_sugar` name it the same.
 
     SugarReLUs the model holds already (placed by hand, or by an earlier
     `sugarify`) are kept as they are and listed in the report's
@@ -206,7 +195,9 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     they are.
 
     Args:
-        model: A functional or `Sequential` Keras model.
+        model: A functional or `Sequential` Keras model (a `Sequential`
+            made without `keras.Input` too: its layers are rewritten, and
+            built on its first call).
         surrogate: Registered surrogate name. Defaults to `"bsilu"`.
         targets: Activations to replace, any of `"relu"`, `"relu6"`
             (capped ReLUs: `relu6`, `ReLU(max_value=...)`; the forward
@@ -218,14 +209,13 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
             `"replace"` them with the new activation. Defaults to
             `"keep"`.
         layers: Which sites to rewrite, matched against each site's path
-            as the report prints it (`"block_3_conv/dense"`, see
-            `keras_sugar.model_graph`): a glob string matched against the
-            whole path with `fnmatch.fnmatchcase` (`"block_3*"`), a
-            compiled regular expression (`re.compile(...)`, matched with
-            `search`), or a callable taking a `rewrite_plan.Site` (with
-            `path`, `form`, `activation`) and returning a bool. A filter
-            that matches no site raises `ValueError`. Defaults to None,
-            every site.
+            as the report prints it (`"block_3_conv/dense"`): a glob
+            string matched against the whole path with
+            `fnmatch.fnmatchcase` (`"block_3*"`), a compiled regular
+            expression (`re.compile(...)`, matched with `search`), or a
+            callable taking a `site_map.Site` (with `path`, `form`,
+            `activation`) and returning a bool. A filter that matches no
+            site raises `ValueError`. Defaults to None, every site.
         dry_run: Only plan: return the report of what would change (the
             sites `layers` selects and leaves) and by which route. It
             clones no model, rebuilds no model from its config and copies
@@ -233,7 +223,7 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
             outside Keras) from their configs, unweighted, since only that
             shows whether a config round-trips and which sublayers such a
             layer builds from its own activation argument (see
-            `rewrite_plan.Plan`). Defaults to `False`.
+            `site_map.read`). Defaults to `False`.
         **params: The surrogate's parameters, e.g. `alpha=0.01`.
 
     Returns:
@@ -255,7 +245,7 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     >>> len(new_model.sugar_report.replaced)
     2
     >>> sugarify(model, dry_run=True).route
-    'clone'
+    <Route.CLONE: 'clone'>
     >>> report = sugarify(model, layers="to*", dry_run=True)
     >>> report.replaced, report.left_by_filter
     ([Site('top', inline (Dense), relu)], [Site('stem', inline (Dense), relu)])
@@ -263,15 +253,14 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     targets = _check_arguments(model, targets, dry_run, existing)
     activation = SugarReLU(surrogate, negative_only=negative_only,
                            implementation=implementation, **params)
-    plan = rewrite_plan.plan(model, activation, targets, existing, layers)
+    plan = rewrite_plan.plan(model, activation, targets, existing, layers,
+                             dry_run)
     if dry_run:
         return plan.report
-    if plan.route == "clone":
+    if plan.route is rewrite_plan.Route.CLONE:
         new_model = _apply_clone(plan)
     else:
         new_model = _apply_rebuild(plan)
-    # What the rewrite must keep: the sites it replaced and the SugarReLUs
-    # it left as they were.
-    _check_reloads(new_model, len(plan.sites) + plan.kept_sugar)
+    _check_reloads(new_model, plan)
     new_model.sugar_report = plan.report
     return new_model

@@ -10,37 +10,42 @@ loads, and it exports (SavedModel, TFLite, ONNX, `torch.export`,
 
 import keras
 
+from keras_sugar import cloning
 from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
-from keras_sugar import relu_sites
+from keras_sugar import site_map
 from keras_sugar.activations import SugarReLU
 from keras_sugar.activations import sugar_relu
+from keras_sugar.report_rows import Change
+from keras_sugar.report_rows import format_rows
 
 # Keras' own function for the caps it has a name for.
 _NAMED_CAPS = {None: "relu", 6.0: "relu6"}
+# How `SugarReLU` and `sugar_relu` appear in a saved config.
+_SAVED_NAMES = (f"keras_sugar>{SugarReLU.__name__}",
+                "keras_sugar>sugar_relu")
 
 
 class StripReport:
     """What `strip_sugar` replaced.
 
     Attributes:
-        replaced: `(path, form, replacement)` for every SugarReLU, e.g.
-            `("conv1", "inline (Conv2D)", "relu")`.
+        replaced: One `report_rows.Change` per site that held a SugarReLU
+            (the rows of `sugarify`'s report): its path, form, what it
+            computes (`"relu"`, or `"relu6"` for a capped one), and a note
+            saying what it held and what Keras computes there now.
     """
 
-    def __init__(self):
-        self.replaced = []
+    def __init__(self, replaced):
+        self.replaced = list(replaced)
 
     def __len__(self):
         return len(self.replaced)
 
     def __str__(self):
-        lines = [f"strip_sugar: {len(self.replaced)} SugarReLU(s) -> "
-                 f"Keras' own ReLU"]
-        for path, form, replacement in self.replaced:
-            lines.append(f"    {path:<48} {form:<22} {replacement}")
-        return "\n".join(lines)
+        return "\n".join([f"strip_sugar: {len(self.replaced)} SugarReLU(s) "
+                          f"-> Keras' own ReLU"] + format_rows(self.replaced))
 
     __repr__ = __str__
 
@@ -53,9 +58,9 @@ def _is_sugar(value):
     if not isinstance(value, dict):
         return False
     registered = str(value.get("registered_name") or "")
-    return (registered in ("keras_sugar>SugarReLU", "keras_sugar>sugar_relu")
+    return (registered in _SAVED_NAMES
             or value.get("class_name") == "function"
-            and value.get("config") == "sugar_relu")
+            and value.get("config") in ("sugar_relu", _SAVED_NAMES[1]))
 
 
 def _cap_of(value):
@@ -115,112 +120,101 @@ def _describe(layer):
     return f"layer '{layer.name}' ({type(layer).__name__})"
 
 
-class _StripFunction:
-    """Rebuilds each layer for `clone_model` without SugarReLU."""
+def _relu_layer(cap, like):
+    """Keras' `ReLU` layer (with the cap, if any), named and typed as the
+    layer `like` it replaces."""
+    return keras.layers.ReLU(max_value=cap, name=like.name,
+                             dtype=like.dtype_policy)
 
-    def __init__(self, paths, report):
-        self.paths = paths
-        self.report = report
-        self.pairs = []
 
-    def __call__(self, layer):
-        if (not isinstance(layer, keras.layers.Layer)
-                or isinstance(layer, keras.layers.InputLayer)):
-            return layer  # Raw ops hold no SugarReLU.
-        path = self.paths.get(id(layer), layer.name)
-        if isinstance(layer, patching.SugarPatched):
-            return self._strip_patched(layer, path)
-        if isinstance(layer, sugar_layers.SugarReLU):
-            return self._relu_layer(layer, path, "SugarReLU layer")
-        if (isinstance(layer, keras.layers.Activation)
-                and isinstance(layer.activation, SugarReLU)
-                and layer.activation.max_value not in _NAMED_CAPS):
-            # A cap Keras has no function for: the ReLU layer computes it.
-            return self._relu_layer(layer, path, "Activation layer")
-        config, count = stripped_config(layer.get_config(),
-                                        _describe(layer))
-        new = layer.__class__.from_config(config)
-        if count:
-            self.report.replaced += [(path, _form(layer), "relu")] * count
-        self.pairs.append((layer, new))
-        return new
-
-    def _relu_layer(self, layer, path, form):
-        """Keras' `ReLU` layer (with the cap, if any) computing `layer`'s
-        SugarReLU, named and typed as `layer`."""
-        new = keras.layers.ReLU(max_value=layer.activation.max_value,
-                                name=layer.name, dtype=layer.dtype_policy)
-        self.report.replaced.append((path, form, _relu_layer_name(new)))
-        return new
-
-    def _strip_patched(self, patched, path):
-        """The layer a `SugarPatched` wraps, rebuilt from its own config
-        (which builds its sublayers with their original activations),
-        with SugarReLUs in that config replaced too."""
-        serialized, _ = stripped_config(patched.get_config()["layer"],
-                                        _describe(patched))
+def _stripped_layer(node):
+    """The layer `node` is without SugarReLU: what a `SugarPatched` wraps,
+    rebuilt from its own (stripped) config; a SugarReLU layer, an
+    `Activation` of a cap Keras has no function for, or a `Lambda` of
+    SUGAR, as Keras' `ReLU` layer or `Activation`; any other rebuilt from
+    its config with Keras' ReLU for each SugarReLU in it."""
+    if not isinstance(node, keras.layers.Layer):
+        return node  # Raw ops hold no SugarReLU.
+    if isinstance(node, sugar_layers.SugarReLU):
+        return _relu_layer(node.activation.max_value, node)
+    if isinstance(node, keras.layers.Activation) and isinstance(
+            node.activation, SugarReLU) and (
+            node.activation.max_value not in _NAMED_CAPS):
+        return _relu_layer(node.activation.max_value, node)
+    if isinstance(node, keras.layers.Lambda) and _is_sugar(node.function):
+        return keras.layers.Activation(
+            _plain_activation(node.function, _describe(node)),
+            name=node.name, dtype=node.dtype_policy)
+    if isinstance(node, patching.SugarPatched):
+        source, _ = stripped_config(node.source_config(), _describe(node))
         with model_graph.rebuilding_own_objects():
-            new = keras.saving.deserialize_keras_object(serialized)
-        _check_rebuilt_relus(patched, new)
-        # Weights once the clone has called it (building what it builds).
-        self.pairs.append((patched.layer, new))
-        sites = relu_sites.count_sugar_sites(patched.layer)
-        self.report.replaced.append(
-            (path, f"inside {type(new).__name__}", f"relu x{sites}"))
-        return new
+            return keras.saving.deserialize_keras_object(source)
+    config, _ = stripped_config(node.get_config(), _describe(node))
+    return node.__class__.from_config(config)
 
 
-def _check_rebuilt_relus(patched, rebuilt):
-    """Refuses when the rebuilt layer computes something else than ReLU
-    where the SugarReLUs were: a layer that builds its sublayers itself
-    with GELU (sugarify's `targets=("gelu",)`) rebuilds them with GELU,
-    and only `SugarPatched` can keep a ReLU there."""
-    relus = ("relu", "relu6")
-    found = []
-    # (Its `relu_layers` are plain ReLU layers in the rebuilt layer too.)
-    for path in patched.sites:
-        sublayer = model_graph.sublayer_at(rebuilt, tuple(path))
-        if relu_sites.target_of_function(sublayer.activation, relus) is None:
-            found.append(f"{sublayer.name} "
-                         f"({getattr(sublayer.activation, '__name__', '?')})")
-    nodes = model_graph.nodes(rebuilt) if patched.graph_sites else []
-    for index, kind, _ in patched.graph_sites:
-        if kind == patching.GRAPH_OP and relu_sites.raw_op_target(
-                nodes[index], relus) not in relus:
-            found.append(f"{nodes[index].name} ({type(nodes[index]).__name__})")
-    if found:
-        raise ValueError(
-            f"strip_sugar cannot put Keras' ReLU in {_describe(rebuilt)} "
-            f"at {', '.join(found)}: the layer builds those itself with "
-            f"another activation (sugarify replaced a non-ReLU target "
-            f"there), so without keras_sugar it would compute that "
-            f"activation again. Ship the SUGAR model (its predictions are "
-            f"ReLU's), or rewrite only ReLU targets; nothing was returned.")
+def _what_keras_computes(site):
+    """What the stripped model computes at a SUGAR site, for the report."""
+    cap = site.sugar.max_value
+    if isinstance(site.replace, site_map.SwapNode) or (
+            cap not in _NAMED_CAPS and site.form == "Activation layer"):
+        return "ReLU layer" if cap is None else (
+            f"ReLU(max_value={cap}) layer")
+    if site.patched:
+        return "what the layer builds there itself"
+    return _NAMED_CAPS.get(cap, f"ReLU(max_value={cap})")
 
 
-def _relu_layer_name(relu):
-    cap = relu.max_value
-    return "ReLU" if cap is None else f"ReLU(max_value={cap})"
+def _check_plain(before, after):
+    """Refuses a stripped model that computes anything but Keras' ReLU
+    where SUGAR was, or holds a SugarReLU still: each site of `after`
+    (the stripped model's map) must compute what the same site of
+    `before` (the SUGAR model's) does, without SUGAR."""
+    for old, new in zip(before.sites, after.sites, strict=True):
+        if new.sugar is not None:
+            raise ValueError(
+                f"strip_sugar cannot remove the SugarReLU at '{new.path}' "
+                f"({_holder(new)}): the layer that builds it does not hold "
+                f"it in its config, so rebuilding it brings it back. Set "
+                f"that sublayer's activation to 'relu' in the code that "
+                f"builds it; nothing was returned.")
+        if old.sugar is not None and new.activation != old.activation:
+            raise ValueError(
+                f"strip_sugar cannot put Keras' ReLU at '{new.path}' "
+                f"({_holder(new)}): the layer builds it itself with "
+                f"another activation ({new.activation}; sugarify replaced "
+                f"a non-ReLU target there), so without keras_sugar it "
+                f"would compute that activation again. Ship the SUGAR "
+                f"model (its predictions are ReLU's), or rewrite only ReLU "
+                f"targets; nothing was returned.")
 
 
-def _form(layer):
-    if isinstance(layer, keras.layers.Activation):
-        return "Activation layer"
-    return f"inline ({type(layer).__name__})"
+def _holder(site):
+    """The layer holding a site, as messages name it."""
+    replace = site.replace
+    layer = getattr(replace, "node", None)
+    if isinstance(replace, site_map.PatchSublayer):
+        layer = model_graph.sublayer_at(patching.base_of(layer),
+                                        replace.position,
+                                        need_activation=False)
+    return _describe(layer) if isinstance(layer, keras.layers.Layer) else (
+        "a raw op")
 
 
-def _copy_weights(source, target):
-    """Copies weights between two builds of the same layer, refusing a
-    structure that differs instead of misplacing them."""
-    source_weights, target_weights = source.weights, target.weights
-    shapes = [tuple(w.shape) for w in source_weights]
-    if shapes != [tuple(w.shape) for w in target_weights]:
-        raise ValueError(
-            f"strip_sugar rebuilt {_describe(source)} from its config with "
-            f"other weights ({len(target_weights)} instead of "
-            f"{len(source_weights)}, or other shapes), so its trained "
-            f"weights cannot be carried over; nothing was returned.")
-    target.set_weights(source.get_weights())
+def _strip_wrapper(model, wrapper):
+    """A model `sugarify` rewrote through its rebuild route, as the model
+    its wrapper saved (keras_cv and keras_hub backbones come back as their
+    own classes), without SugarReLU, trained weights copied."""
+    source, _ = stripped_config(wrapper.source_config(), _describe(wrapper))
+    with model_graph.rebuilding_own_objects():
+        plain = keras.saving.deserialize_keras_object(source)
+    running = patching.graph_of(wrapper)
+    cloning.copy_weights(running, plain, "strip_sugar")
+    # The nodes keep the names (and so the paths) they have now.
+    patching.name_nodes(plain, patching.node_names_of(running))
+    if model.compiled:
+        plain.compile_from_config(model.get_compile_config())
+    return plain
 
 
 def strip_sugar(model):
@@ -233,8 +227,9 @@ def strip_sugar(model):
     caps) and the layers `sugarify` wrapped in `SugarPatched` (rebuilt
     from their own config: keras_cv and keras_hub backbones come back as
     their own classes) become plain ReLUs. Weights are copied, the
-    original is untouched, predictions are bit for bit the same, and the
-    result loads and exports where `keras_sugar` is not installed.
+    original is untouched, predictions are bit for bit the same, every
+    site keeps its path (`keras_sugar.site_map`), and the result loads and
+    exports where `keras_sugar` is not installed.
 
     Args:
         model: A functional or `Sequential` Keras model.
@@ -245,8 +240,9 @@ def strip_sugar(model):
     Raises:
         ValueError: For a model without a graph (subclassed), or a
             SugarReLU that cannot be stripped (a custom layer holding one
-            outside its config, or an activation with a cap other than 6):
-            the message names the layer, and nothing is returned.
+            outside its config, a GELU a layer builds itself that
+            `sugarify` replaced, or an activation with a cap other than
+            6): the message names the layer, and nothing is returned.
         TypeError: When `model` is not a Keras model.
 
     Example:
@@ -263,27 +259,15 @@ def strip_sugar(model):
     model_graph.check_graph_model(
         model, "strip_sugar", "Set layer.activation = 'relu' on the layers "
         "you own instead.")
-    report = StripReport()
-    strip_function = _StripFunction(model_graph.node_paths(model), report)
-    with model_graph.rebuilding_own_objects():
-        new_model = keras.models.clone_model(
-            model, clone_function=strip_function, recursive=True)
-    for old, new in strip_function.pairs:
-        if old.weights:
-            _copy_weights(old, new)
-    _check_nothing_left(new_model)
-    new_model.strip_report = report
-    return new_model
-
-
-def _check_nothing_left(model):
-    for layer in model_graph.descendants(model):
-        held = [getattr(layer, key, None) for key in ("activation",
-                                                      "recurrent_activation")]
-        if any(_is_sugar(a) for a in held):
-            raise ValueError(
-                f"strip_sugar cannot remove the SugarReLU of "
-                f"{_describe(layer)}: the layer that builds it does not "
-                f"hold it in its config, so rebuilding it brings it back. "
-                f"Set that sublayer's activation to 'relu' in the code "
-                f"that builds it; nothing was returned.")
+    before = site_map.read(model)
+    report = StripReport(
+        Change(site, site.form,
+               f"was {site.sugar!r} -> {_what_keras_computes(site)}")
+        for site in before.sugar_sites)
+    if before.wrapper is not None:
+        plain = _strip_wrapper(model, before.wrapper)
+    else:
+        plain = cloning.clone(model, _stripped_layer, "strip_sugar")
+    _check_plain(before, site_map.read(plain))
+    plain.strip_report = report
+    return plain

@@ -105,8 +105,11 @@ def test_hand_placed_sugar_of_every_kind():
     plain = check_strip(model)
     assert type(plain.get_layer("sugar_layer")) is keras.layers.ReLU
     assert plain.get_layer("act").activation is keras.activations.relu
-    paths = [path for path, _, _ in plain.strip_report.replaced]
-    assert paths == ["dense", "sugar_layer", "act"]
+    rows = [(row.path, row.form, row.activation)
+            for row in plain.strip_report.replaced]
+    assert rows == [("dense", "inline (Dense)", "relu"),
+                    ("sugar_layer", "SugarReLU layer", "relu"),
+                    ("act", "Activation layer", "relu")]
 
 
 def test_relu_layers_a_custom_layer_builds_itself():
@@ -120,7 +123,10 @@ def test_relu_layers_a_custom_layer_builds_itself():
 def test_the_rebuild_route():
     model = zoo.TinyBackbone(name="tiny")
     plain = check_strip(sugarify(model), model)
-    assert isinstance(plain.get_layer("tiny"), zoo.TinyBackbone)
+    # The backbone itself, its nodes named as in the SUGAR model.
+    assert isinstance(plain, zoo.TinyBackbone)
+    assert [node.name for node in plain.operations] == [
+        node.name for node in model.operations]
 
 
 @keras.saving.register_keras_serializable(package="keras_sugar_strip_tests")
@@ -195,8 +201,9 @@ def test_a_gelu_a_layer_builds_itself_is_refused():
     route): without keras_sugar it would be GELU again."""
     pytest.importorskip("keras_hub")
     model = sugarify(zoo.keras_hub_backbones()["ViT"](), targets=("gelu",))
-    with pytest.raises(ValueError, match=r"builds those itself with "
-                       r"another activation.*nothing was returned"):
+    with pytest.raises(ValueError, match=r"'vit_encoder/.*/dense_1' .*"
+                       r"builds it itself with another activation \(gelu"
+                       r".*nothing was returned"):
         strip_sugar(model)
 
 

@@ -11,10 +11,12 @@ import pytest
 from keras import ops
 
 from keras_sugar import SugarPatched
+from keras_sugar import model_graph
+from keras_sugar import patching
 from keras_sugar import SugarReLU
 from keras_sugar.layers import SugarReLU as SugarReLULayer
-from keras_sugar import relu_sites
-from keras_sugar import rewrite_plan
+from keras_sugar import activation_kinds
+from keras_sugar import site_map
 from keras_sugar import sugarify
 from keras_sugar.rewrite import count_sugar_sites
 from tests import zoo
@@ -26,6 +28,14 @@ from tests.testing import value_and_gradient
 def sample(model, batch=2):
     shape = (batch,) + tuple(model.input_shape[1:])
     return np.random.default_rng(0).normal(size=shape).astype("float32")
+
+
+def same_report(dry_run, report):
+    """The dry run's report says it is one in its first line, and is
+    otherwise the rewrite's report, line for line."""
+    first = str(dry_run).splitlines()[0]
+    assert first.startswith("sugarify dry run (nothing was changed): ")
+    assert str(dry_run).splitlines()[1:] == str(report).splitlines()[1:]
 
 
 def check_rewrite(model, tmp_path, targets=("relu",), surrogate="bsilu"):
@@ -163,7 +173,7 @@ class TestForms:
                                                         monkeypatch):
         model = (zoo.every_form() if model == "custom layers"
                  else zoo.TinyBackbone(name="tiny"))
-        expected = str(sugarify(model).sugar_report)
+        expected = sugarify(model).sugar_report
 
         def no_build(*args, **kwargs):
             raise AssertionError("dry_run built a layer or a model")
@@ -178,7 +188,7 @@ class TestForms:
         monkeypatch.setattr(keras.layers.Activation, "__init__", no_build)
         monkeypatch.setattr(keras.layers.Layer, "set_weights", no_build)
         monkeypatch.setattr(SugarPatched, "__init__", no_build)
-        assert str(sugarify(model, dry_run=True)) == expected
+        same_report(sugarify(model, dry_run=True), expected)
 
     def test_relu_named_as_a_whole_word_in_custom_call(self):
         inputs = keras.Input((4,))
@@ -232,7 +242,7 @@ class TestExistingSugar:
             ("sugar_layer", "SugarReLU layer", "relu"),
             ("sugar_block/inner", "inside custom layer", "relu"),
             ("sugar_block/capped", "inside custom layer", "relu6"),
-            ("rnn/simple_rnn_cell", "inline (SimpleRNNCell)", "relu")]
+            ("rnn", "inline (SimpleRNN)", "relu")]
         assert "already SUGAR (kept): 6" in str(report)
         assert "SugarReLU('elu', alpha=1.0), kept" in str(report)
         assert new.get_layer("hand").activation == SugarReLU("elu")
@@ -242,7 +252,7 @@ class TestExistingSugar:
         assert new.get_layer("relu_dense").activation == SugarReLU()
         np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
         # dry_run reports what the rewrite does.
-        assert str(sugarify(model, dry_run=True)) == str(report)
+        same_report(sugarify(model, dry_run=True), report)
         restored = save_and_load(new, tmp_path)
         assert count_sugar_sites(restored) == 7
 
@@ -256,12 +266,12 @@ class TestExistingSugar:
             ("hand_capped", "inline (Dense)", "relu6"),
             ("sugar_layer", "SugarReLU layer", "relu"),
             ("sugar_block/inner", "inside custom layer", "relu"),
+            ("sugar_block/capped", "inside custom layer", "relu6"),
             ("rnn", "inline (SimpleRNN)", "relu"),
             ("relu_dense", "inline (Dense)", "relu")]
         assert report.replaced[0].note == "was SugarReLU('elu', alpha=1.0)"
-        # A capped one inside a custom layer would lose its cap.
-        assert listed(report.already_sugar) == [
-            ("sugar_block/capped", "inside custom layer", "relu6")]
+        # Capped ones keep their caps, inside custom layers too.
+        assert not report.already_sugar
         assert new.get_layer("hand").activation == SugarReLU("nelu")
         assert new.get_layer("hand_capped").activation == SugarReLU(
             "nelu", max_value=6.0)
@@ -269,10 +279,10 @@ class TestExistingSugar:
         assert new.get_layer("rnn").cell.activation == SugarReLU("nelu")
         block = new.get_layer("sugar_block").layer
         assert block.inner.activation == SugarReLU("nelu")
-        assert block.capped.activation == SugarReLU("elu", max_value=6.0)
+        assert block.capped.activation == SugarReLU("nelu", max_value=6.0)
         np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
-        assert str(sugarify(model, "nelu", existing="replace",
-                            dry_run=True)) == str(report)
+        same_report(sugarify(model, "nelu", existing="replace",
+                             dry_run=True), report)
         restored = save_and_load(new, tmp_path)
         assert count_sugar_sites(restored) == 7
         assert restored.get_layer("hand").activation == SugarReLU("nelu")
@@ -368,7 +378,7 @@ class TestLayersFilter:
         SugarReLUs, and reloads with them."""
         report = sugarify(model, layers=layers, dry_run=True)
         new = sugarify(model, layers=layers)
-        assert str(new.sugar_report) == str(report)
+        same_report(report, new.sugar_report)
         x = sample(model)
         np.testing.assert_array_equal(to_numpy(new(x)), to_numpy(model(x)))
         assert count_sugar_sites(new) == len(report.replaced)
@@ -441,28 +451,60 @@ class TestLayersFilter:
 
 
 def test_site_docstring_names_every_target():
-    for target in relu_sites.TARGETS:
-        assert f'`"{target}"`' in rewrite_plan.Site.__doc__
+    for target in activation_kinds.TARGETS:
+        assert f'`"{target}"`' in site_map.Site.__doc__
 
 
-def test_patched_configs_saved_with_marked_relu_layers_still_load():
-    # Before `relu_layers`, their positions ended in "layer" in `sites`.
+@pytest.mark.parametrize("saved_as", ["relu_layers", "marked in sites"])
+def test_patched_configs_saved_before_patches_still_load(saved_as):
+    # Before `patches`, one activation served `sites`, `relu_layers` and
+    # (with their own) `graph_sites`; before `relu_layers`, their
+    # positions ended in "layer" in `sites`.
     inputs = keras.Input((4,))
     model = keras.Model(inputs, zoo.ReluLayerBlock(8, name="blk")(inputs))
     config = sugarify(model).get_layer("blk").get_config()
-    relu_layers = config.pop("relu_layers")
-    old = {**config, "sites": config["sites"] + [
-        position + ["layer"] for position in relu_layers]}
+    (patch,) = config.pop("patches")
+    old = {**config, "activation": patch["activation"], "sites": []}
+    if saved_as == "relu_layers":
+        old["relu_layers"] = [patch["position"]]
+    else:
+        old["sites"] = [patch["position"] + ["layer"]]
     restored = SugarPatched.from_config(old)
-    assert restored.relu_layers == relu_layers
+    assert restored.patches == (patching.Patch(
+        "relu_layer", (), tuple(patch["position"]), SugarReLU()),)
     assert isinstance(restored.layer.act, SugarReLULayer)
-    assert restored.get_config() == {**config, "relu_layers": relu_layers}
+    assert restored.get_config() == {**config, "patches": [patch]}
+
+
+def test_rebuilt_configs_saved_with_graph_sites_still_load():
+    model = zoo.TinyBackbone(name="tiny")
+    new = sugarify(model)
+    config = new.get_layer("tiny").get_config()
+    patches = config.pop("patches")
+    config.pop("node_names")
+    (node,) = [p for p in patches if p["kind"] == "node"]
+    # Old sites were child positions from the model itself.
+    dense = model_graph.position_of(model, model.get_layer("dense_relu"))
+    old = {**config, "activation": node["activation"],
+           "sites": [list(dense)],
+           "graph_sites": [[node["node"][0], "op", node["activation"]]]}
+    restored = SugarPatched.from_config(old)
+    restored.set_weights(model.get_weights())
+    x = sample(model)
+    np.testing.assert_array_equal(to_numpy(restored(x)), to_numpy(model(x)))
+    # Its patches now count in the graph, so a rewrite keeps them.
+    assert sorted(p.node for p in restored.patches) == sorted(
+        tuple(p["node"]) for p in patches)
+    inputs = keras.Input((4,))
+    again = sugarify(keras.Model(inputs, restored(inputs), name="tiny"))
+    kept = [c.path for c in again.sugar_report.already_sugar]
+    assert kept[0] == "dense_relu" and re.fullmatch(r"relu(_\d+)?", kept[1])
 
 
 def package_imports():
     """`{module: modules of keras_sugar it imports}` for the package's own
     top-level modules."""
-    root = pathlib.Path(relu_sites.__file__).parent
+    root = pathlib.Path(site_map.__file__).parent
     found = {}
     for path in root.glob("*.py"):
         imported = set()
@@ -477,8 +519,8 @@ def package_imports():
 
 
 # The rewrite's modules, each importing only those before it.
-REWRITE_LAYERS = ["model_graph", "relu_sites", "patching", "rewrite_plan",
-                  "rewrite"]
+REWRITE_LAYERS = ["model_graph", "activation_kinds", "patching", "site_map",
+                  "report_rows", "rewrite_plan", "cloning", "rewrite"]
 
 
 def test_the_rewrite_modules_import_downward_without_cycles():
@@ -569,7 +611,8 @@ def test_a_relu_layer_a_custom_layer_builds_itself_is_replaced(tmp_path):
     report = new.sugar_report
     (site,) = report.replaced
     assert site.form == "inside custom layer (ReLU layer)"
-    assert site.path.startswith("blk/re_lu")
+    # Named by the attribute holding it: the same in every copy.
+    assert site.path == "blk/act"
     # The one held in a list cannot be swapped: reported, not ignored.
     (unreachable,) = report.unreachable
     assert unreachable.form == "ReLU layer" and "in a list" in (
