@@ -27,21 +27,22 @@ import numpy as np
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import site_map
+from keras_sugar import site_records
 
 
 def _observed(the_map):
     """The rectified sites of a map whose outputs can be read."""
     return [site for site in the_map.sites if site.rectified and
-            not isinstance(site.observe, site_map.Unobservable)]
+            not isinstance(site.observe, site_records.Unobservable)]
 
 
 def _unobserved(the_map):
     return [site for site in the_map.sites if site.rectified and
-            isinstance(site.observe, site_map.Unobservable)]
+            isinstance(site.observe, site_records.Unobservable)]
 
 
 def rectified_sites(model):
-    """The sites of `model` (`site_map.Site`s) whose rectified output the
+    """The sites of `model` (`site_records.Site`s) whose rectified output the
     diagnostics measure: ReLU, capped ReLU and SugarReLU outputs, read from
     the graph (a layer's output, at each of its calls) or, inside layers
     that build their sublayers themselves, from the sublayers' calls."""
@@ -159,12 +160,12 @@ class _Probe:
                             for site in self.unobserved), stacklevel=3)
         self.layer_names = [site.path for site in self.sites]
         read_from_graph = [site for site in self.sites
-                           if isinstance(site.observe, site_map.NodeOutput)]
+                           if isinstance(site.observe, site_records.NodeOutput)]
         # Layers called inside other layers' calls are recorded as the
         # whole model runs eagerly.
         self._recorded = list({id(layer): layer for site in self.sites
                                if isinstance(site.observe,
-                                             site_map.CallOutputs)
+                                             site_records.CallOutputs)
                                for layer in site.observe.layers}.values())
         extra = keras.tree.flatten(model.outputs) if self._recorded else ()
         self._graph = _GraphProbe(model, read_from_graph, extra)
@@ -180,7 +181,7 @@ class _Probe:
         by_layer = {id(layer): outputs
                     for layer, outputs in zip(self._recorded, recorded)}
         return [[found[id(site)]] if isinstance(
-            site.observe, site_map.NodeOutput) else
+            site.observe, site_records.NodeOutput) else
             [by_layer[id(layer)] for layer in site.observe.layers]
             for site in self.sites]
 

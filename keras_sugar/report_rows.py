@@ -14,7 +14,7 @@ class Change:
     """One row of a report: a site and what happens to it.
 
     Attributes:
-        site: The `site_map.Site`.
+        site: The `site_records.Site`.
         form: The site's form as the report shows it (on the rebuild route
             it says so).
         note: Why it is left as it is, or what it held; may be empty.

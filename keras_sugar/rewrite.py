@@ -20,6 +20,7 @@ from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import rewrite_plan
 from keras_sugar import site_map
+from keras_sugar import site_records
 from keras_sugar.activation_kinds import TARGETS
 from keras_sugar.activations import SugarReLU
 
@@ -53,9 +54,9 @@ def patch_of(change):
     """The `patching.Patch`es that make `change` in the layer at its
     site's node (the node itself: `node` is relative to it)."""
     replace, sugar = change.site.replace, change.sugar
-    if isinstance(replace, site_map.SwapNode):
+    if isinstance(replace, site_records.SwapNode):
         return [patching.Patch("node", (), (), sugar)]
-    if isinstance(replace, site_map.EditConfig):
+    if isinstance(replace, site_records.EditConfig):
         return [patching.Patch("activation", (), position, sugar, attribute)
                 for position, attribute in replace.holders]
     kind = "relu_layer" if replace.relu_layer else "activation"
@@ -79,7 +80,7 @@ class _Rebuild:
     def __call__(self, node):
         changes = self.changes.get(id(node), [])
         swaps = [c for c in changes
-                 if isinstance(c.site.replace, site_map.SwapNode)]
+                 if isinstance(c.site.replace, site_records.SwapNode)]
         if swaps:
             return patching.node_replacement(node, swaps[0].sugar)
         if not isinstance(node, keras.layers.Layer):
@@ -91,11 +92,11 @@ class _Rebuild:
         config = site_map.with_values(base.get_config(), [
             (c.site.replace.key_path,
              keras.saving.serialize_keras_object(c.sugar)) for c in changes
-            if isinstance(c.site.replace, site_map.EditConfig)])
+            if isinstance(c.site.replace, site_records.EditConfig)])
         new = base.__class__.from_config(config)
         patches = [patch for change in self.kept.get(id(node), []) + [
             c for c in changes
-            if isinstance(c.site.replace, site_map.PatchSublayer)]
+            if isinstance(c.site.replace, site_records.PatchSublayer)]
             for patch in patch_of(change)]
         if not patches:
             return new
@@ -213,7 +214,7 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
             string matched against the whole path with
             `fnmatch.fnmatchcase` (`"block_3*"`), a compiled regular
             expression (`re.compile(...)`, matched with `search`), or a
-            callable taking a `site_map.Site` (with `path`, `form`,
+            callable taking a `site_records.Site` (with `path`, `form`,
             `activation`) and returning a bool. A filter that matches no
             site raises `ValueError`. Defaults to None, every site.
         dry_run: Only plan: return the report of what would change (the

@@ -26,10 +26,11 @@ import re
 from typing import Any
 
 from keras_sugar import activation_kinds as kinds
+from keras_sugar import site_map
+from keras_sugar import site_records
+from keras_sugar.activations import SugarReLU
 from keras_sugar.report_rows import Change
 from keras_sugar.report_rows import format_rows
-from keras_sugar import site_map as sites_of
-from keras_sugar.activations import SugarReLU
 
 
 class Route(str, enum.Enum):
@@ -135,7 +136,7 @@ class Plan:
 
     Attributes:
         model: The model to rewrite (never modified).
-        map: Its `site_map.SiteMap`.
+        map: Its `site_records.SiteMap`.
         activation: The `SugarReLU` to put in.
         route: The `Route`.
         report: The `SugarifyReport` the rewrite returns.
@@ -194,9 +195,9 @@ def sugar_for(activation, site):
 def _not_reachable_on(route, site):
     """Why `route` cannot replace a site the map can, or ""."""
     replace = site.replace
-    if isinstance(replace, sites_of.Unreachable):
+    if isinstance(replace, site_records.Unreachable):
         return replace.reason
-    if (route is Route.REBUILD and isinstance(replace, sites_of.SwapNode)
+    if (route is Route.REBUILD and isinstance(replace, site_records.SwapNode)
             and len(replace.index) > 1):
         return ("a node of a nested model's graph: the rebuild route "
                 "replaces the nodes of the model's own graph only")
@@ -206,7 +207,7 @@ def _not_reachable_on(route, site):
 def _form(route, site):
     if route is Route.CLONE:
         return site.form
-    if isinstance(site.replace, sites_of.SwapNode):
+    if isinstance(site.replace, site_records.SwapNode):
         return f"{site.form} (rebuilt)"
     return "in place (rebuilt)"
 
@@ -226,7 +227,7 @@ def site_filter(layers):
         layers: None (every site), a glob string matched against the whole
             site path with `fnmatch.fnmatchcase` (`"block_3*"`), a
             compiled regular expression matched with `search` anywhere in
-            the path, or a callable taking a `site_map.Site` and returning
+            the path, or a callable taking a `site_records.Site` and returning
             a bool.
 
     Returns:
@@ -238,7 +239,7 @@ def site_filter(layers):
     Example:
 
     >>> keep, text = site_filter("block_3*")
-    >>> keep(sites_of.Site("block_3_conv/relu", "raw op", "relu", None,
+    >>> keep(site_records.Site("block_3_conv/relu", "raw op", "relu", None,
     ...                    None, None, None)), text
     (True, "'block_3*'")
     """
@@ -300,7 +301,7 @@ def plan(model, activation, targets, existing="keep", layers=None,
         A `Plan`; `plan.report` says what will change and by which route.
     """
     site_filter(layers)  # Its type is refused before any work.
-    the_map = sites_of.read(model)
+    the_map = site_map.read(model)
     failure = the_map.round_trip_failure
     if failure is None:
         route, reason = Route.CLONE, "every layer's config round-trips"

@@ -15,6 +15,7 @@ from keras_sugar import layers as sugar_layers
 from keras_sugar import model_graph
 from keras_sugar import patching
 from keras_sugar import site_map
+from keras_sugar import site_records
 from keras_sugar.activations import SugarReLU
 from keras_sugar.activations import sugar_relu
 from keras_sugar.report_rows import Change
@@ -156,7 +157,7 @@ def _stripped_layer(node):
 def _what_keras_computes(site):
     """What the stripped model computes at a SUGAR site, for the report."""
     cap = site.sugar.max_value
-    if isinstance(site.replace, site_map.SwapNode) or (
+    if isinstance(site.replace, site_records.SwapNode) or (
             cap not in _NAMED_CAPS and site.form == "Activation layer"):
         return "ReLU layer" if cap is None else (
             f"ReLU(max_value={cap}) layer")
@@ -193,7 +194,7 @@ def _holder(site):
     """The layer holding a site, as messages name it."""
     replace = site.replace
     layer = getattr(replace, "node", None)
-    if isinstance(replace, site_map.PatchSublayer):
+    if isinstance(replace, site_records.PatchSublayer):
         layer = model_graph.sublayer_at(patching.base_of(layer),
                                         replace.position,
                                         need_activation=False)

@@ -17,6 +17,7 @@ from keras_sugar import SugarReLU
 from keras_sugar.layers import SugarReLU as SugarReLULayer
 from keras_sugar import activation_kinds
 from keras_sugar import site_map
+from keras_sugar import site_records
 from keras_sugar import sugarify
 from keras_sugar.rewrite import count_sugar_sites
 from tests import zoo
@@ -452,7 +453,7 @@ class TestLayersFilter:
 
 def test_site_docstring_names_every_target():
     for target in activation_kinds.TARGETS:
-        assert f'`"{target}"`' in site_map.Site.__doc__
+        assert f'`"{target}"`' in site_records.Site.__doc__
 
 
 @pytest.mark.parametrize("saved_as", ["relu_layers", "marked in sites"])
@@ -519,8 +520,9 @@ def package_imports():
 
 
 # The rewrite's modules, each importing only those before it.
-REWRITE_LAYERS = ["model_graph", "activation_kinds", "patching", "site_map",
-                  "report_rows", "rewrite_plan", "cloning", "rewrite"]
+REWRITE_LAYERS = ["model_graph", "activation_kinds", "patching",
+                  "site_records", "site_map", "report_rows", "rewrite_plan",
+                  "cloning", "rewrite"]
 
 
 def test_the_rewrite_modules_import_downward_without_cycles():
