@@ -2,14 +2,18 @@
 
 Keras falls back to TensorFlow when neither `KERAS_BACKEND` nor
 `~/.keras/keras.json` names a backend, and then fails to import on a machine
-with only JAX or PyTorch. This module uses the standard library only, so
-`import keras_sugar` and the `keras-sugar` command can run it first.
+with only JAX or PyTorch. This module and `versions`, which it
+runs, use the standard library only (and `packaging`, a Keras dependency,
+once Keras is found installed), so `import keras_sugar` and the
+`keras-sugar` command can run it first.
 """
 
 import importlib.util
 import json
 import os
 import sys
+
+from keras_sugar import versions
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -53,8 +57,16 @@ def choose(requested=None):
 
     Raises:
         ImportError: When no backend is installed, or the requested one is
-            not; the message says how to choose and install one.
+            not; the message says how to choose and install one. Also when
+            Keras or the backend's package is older than keras-sugar needs
+            (see `keras_sugar.versions`).
     """
+    backend = _choose(requested)
+    versions.check(backend)
+    return backend
+
+
+def _choose(requested):
     if "keras" in sys.modules:
         return None
     if requested is not None:

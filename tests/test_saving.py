@@ -1,5 +1,6 @@
 """Saved models load back with their surrogates, on every backend."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -51,10 +52,15 @@ def test_same_backend_save_load_predicts_identically(tmp_path):
     assert len(cross_backend_model.sugar_configs(model)) == 9
 
 
+def installed(backend):
+    return importlib.util.find_spec(backend) is not None
+
+
 @pytest.fixture(scope="module")
 def saved_on_every_backend(tmp_path_factory):
+    """Saves the model on every installed backend, one process each."""
     directory = tmp_path_factory.mktemp("cross_backend")
-    for backend in BACKENDS:
+    for backend in filter(installed, BACKENDS):
         env = dict(os.environ, KERAS_BACKEND=backend)
         subprocess.run(
             [sys.executable, "-m", "tests.cross_backend_model",
@@ -66,6 +72,9 @@ def saved_on_every_backend(tmp_path_factory):
 @pytest.mark.parametrize("saved_on", BACKENDS)
 def test_model_saved_on_any_backend_loads_here(saved_on,
                                                saved_on_every_backend):
+    if not installed(saved_on):
+        pytest.skip(f"saving on the {saved_on} backend needs {saved_on}, "
+                    f"which is not installed")
     path = os.path.join(saved_on_every_backend, f"{saved_on}.keras")
     restored = keras.saving.load_model(path, safe_mode=True)
     expected = np.load(os.path.join(saved_on_every_backend, f"{saved_on}.npy"))

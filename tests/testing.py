@@ -107,7 +107,13 @@ def float64_enabled():
     if BACKEND == "jax":
         import jax
 
-        with jax.enable_x64(True):
+        # `jax.enable_x64` replaced `jax.experimental.enable_x64` (gone
+        # from newer releases) after jax 0.4.30, the lowest tested.
+        if hasattr(jax, "enable_x64"):
+            enable_x64 = jax.enable_x64
+        else:
+            from jax.experimental import enable_x64
+        with enable_x64(True):
             yield
     else:
         yield
