@@ -172,7 +172,12 @@ class SugarReLU:
     def __call__(self, x):
         if isinstance(x, keras.KerasTensor):
             return keras.layers.Activation(self)(x)
-        if not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
+        if isinstance(x, keras.Variable):
+            # A weight (`SugarReLU()(self.w)`): its value as the backend's
+            # tensor, which autodiff follows back to the variable (inside
+            # a compiled step, the value being traced).
+            x = ops.convert_to_tensor(x)
+        elif not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
             _check_input(x)
             x = ops.convert_to_tensor(x)
         _check_float(x)

@@ -214,6 +214,13 @@ def mark_built(layer):
     layer._build_at_init()
 
 
+def mark_called(model):
+    """Marks a graph model as called, as its first call would: Keras'
+    `model.export` refuses a model it has not seen called ("never
+    called"), though a graph model's inputs give its signature."""
+    model._called = True
+
+
 def move_to_front_of_calling_list(callback):
     """Moves `callback` to the front of the `keras.callbacks.CallbackList`
     that is calling it now, if any, so that the logs it writes at each

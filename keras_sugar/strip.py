@@ -234,7 +234,8 @@ def strip_sugar(model):
     from their own config: keras_cv and keras_hub backbones come back as
     their own classes) become plain ReLUs. Weights are copied, the
     original is untouched, predictions are bit for bit the same, and the
-    result loads and exports where `keras_sugar` is not installed.
+    result loads and exports (`model.export`, no call needed first) where
+    `keras_sugar` is not installed.
 
     Args:
         model: A functional or `Sequential` Keras model.
@@ -272,6 +273,7 @@ def strip_sugar(model):
         if old.weights:
             _copy_weights(old, new)
     _check_nothing_left(new_model)
+    model_graph.mark_called(new_model)  # Exports with no call first.
     new_model.strip_report = report
     return new_model
 
