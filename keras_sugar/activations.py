@@ -173,11 +173,11 @@ class SugarReLU:
         if isinstance(x, keras.KerasTensor):
             return keras.layers.Activation(self)(x)
         if isinstance(x, keras.Variable):
-            # A weight (`SugarReLU()(self.w)`): its value as the backend's
-            # tensor, which autodiff follows back to the variable (inside
-            # a compiled step, the value being traced).
-            x = ops.convert_to_tensor(x)
-        elif not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
+            # A weight (`SugarReLU()(self.w)`): the backend's own variable
+            # or tensor, which its autodiff follows (inside a compiled
+            # step, the value being traced).
+            x = x.value
+        if not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
             _check_input(x)
             x = ops.convert_to_tensor(x)
         _check_float(x)

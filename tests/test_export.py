@@ -29,13 +29,10 @@ def twins(implementation="auto"):
 
     relu = build("relu")
     sugar = build(SugarReLU(implementation=implementation))
-    rng = np.random.default_rng(1)
-    weights = [rng.normal(size=w.shape).astype("float32") * 0.5
-               for w in relu.get_weights()]
     # Both set as values: an initializer's zeros bias is an operation in
     # OpenVINO's graph, a set one a constant.
-    relu.set_weights(weights)
-    sugar.set_weights(weights)
+    relu.set_weights(relu.get_weights())
+    sugar.set_weights(relu.get_weights())
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
     return relu, sugar, x
 
@@ -256,11 +253,7 @@ def run_artifact(format, path, x):
 
         loaded = tf.saved_model.load(path)
         graph = loaded.signatures["serving_default"].graph.as_graph_def()
-        operations = sorted(
-            [node.op for node in graph.node]
-            + [node.op for function in graph.library.function
-               for node in function.node_def])
-        return to_numpy(loaded.serve(x)), operations
+        return to_numpy(loaded.serve(x)), _called_operations(graph)
     if format == "onnx":
         import onnx
         import onnxruntime
@@ -293,6 +286,22 @@ def run_artifact(format, path, x):
     output = program.module()(torch.as_tensor(x)).detach().numpy()
     return output, [str(node.target) for node in program.graph.nodes
                     if node.op == "call_function"]
+
+
+def _called_operations(graph):
+    """The operations a SavedModel's serving graph runs, those of the
+    functions it calls included (not the gradient functions it keeps for
+    SugarReLU, which no call reaches), sorted."""
+    functions = {f.signature.name: f.node_def for f in graph.library.function}
+    operations, pending, seen = [], [graph.node], set()
+    while pending:
+        for node in pending.pop():
+            operations.append(node.op)
+            for value in node.attr.values():
+                if value.func.name and value.func.name not in seen:
+                    seen.add(value.func.name)
+                    pending.append(functions[value.func.name])
+    return sorted(operations)
 
 
 def exported_and_run(model, format, x, path):
