@@ -172,6 +172,11 @@ class SugarReLU:
     def __call__(self, x):
         if isinstance(x, keras.KerasTensor):
             return keras.layers.Activation(self)(x)
+        if isinstance(x, keras.Variable):
+            # A weight (`SugarReLU()(self.w)`): the backend's own variable
+            # or tensor, which its autodiff follows (inside a compiled
+            # step, the value being traced).
+            x = x.value
         if not ops.is_tensor(x):  # Converting a tensor costs ~8 us.
             _check_input(x)
             x = ops.convert_to_tensor(x)

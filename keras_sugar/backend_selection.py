@@ -16,6 +16,9 @@ import sys
 from keras_sugar import versions
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# Keras' backends without autodiff: they serve SUGAR models (as plain
+# ReLU), never train them, and are never picked for the user.
+INFERENCE_ONLY = ("numpy", "openvino")
 
 HOW_TO_CHOOSE = (
     "Choose a Keras backend with KERAS_BACKEND=jax (or tensorflow, torch) "
@@ -70,10 +73,10 @@ def _choose(requested):
     if "keras" in sys.modules:
         return None
     if requested is not None:
-        if requested not in BACKENDS:
+        if requested not in BACKENDS + INFERENCE_ONLY:
             raise ValueError(
                 f"Unknown Keras backend '{requested}'. Valid choices: "
-                f"{list(BACKENDS)}")
+                f"{list(BACKENDS + INFERENCE_ONLY)}")
         if not is_installed(requested):
             raise ImportError(
                 f"The {requested} backend is not installed. {HOW_TO_CHOOSE}")

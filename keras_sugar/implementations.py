@@ -25,6 +25,9 @@ They differ only in speed and in what they keep for the backward pass:
 - `"auto"`: the fastest of these on the current backend, as measured by
   `keras-sugar bench`.
 
+On backends without autodiff (numpy, OpenVINO: inference only) every
+implementation is its forward value, Keras' (capped) ReLU.
+
 The carrier `c = sg(g) - g` (for `g = f(x)` or the multiplicative product)
 is exactly +0 wherever `g` is finite and has derivative `-g'`, and
 `relu - (+0)` is `relu` bit for bit, the sign of zero included (adding +0
@@ -149,6 +152,8 @@ def _relu_with_carrier(x, g, keep, max_value):
 def straight_through(x, surrogate, params, negative_only=False,
                      max_value=None):
     """`sg(relu(x)) - (sg(f(x)) - f(x))`: exact ReLU, gradient `f'`."""
+    if not native.DIFFERENTIATES:  # Nothing to carry a gradient for.
+        return relu_forward(x, max_value)
     safe = _finite_inputs(x)
     if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
         # f and its autodiff run in float32: autodiff multiplies the
@@ -197,7 +202,7 @@ def custom_gradient(x, surrogate, params, negative_only=False,
     `sugar_relu` guarantees that.
     """
     # Fused kernels compute the built-in, uncapped derivatives only.
-    fused = (native.TORCH_FUSED_BACKWARD.get(surrogate.name)
+    fused = (native.FUSED_BACKWARD.get(surrogate.name)
              if surrogates.is_builtin(surrogate) and not negative_only
              and max_value is None else None)
     if fused is not None:

@@ -278,22 +278,6 @@ def join(prefix, name):
     return f"{prefix}/{name}" if prefix and name else prefix or name
 
 
-def node_paths(model, prefix=""):
-    """Returns `{id(node): path}` for every node of `model` and of the graph
-    models nested in it (see the module docstring for the format); a node
-    reached twice (a shared layer) keeps its first path."""
-    paths = {}
-    for node in nodes(model):
-        if id(node) in paths:
-            continue
-        path = join(prefix, node.name)
-        paths[id(node)] = path
-        if is_graph_model(node):
-            for key, value in node_paths(node, path).items():
-                paths.setdefault(key, value)
-    return paths
-
-
 def rebuilding_own_objects():
     """A scope for rebuilding layers of this process from their configs.
 
@@ -390,6 +374,13 @@ def mark_built(layer):
     and nothing in a layer without weights depends on that lock).
     """
     layer.built = True
+
+
+def mark_called(model):
+    """Marks a graph model as called, as its first call would: Keras'
+    `model.export` refuses a model it has not seen called ("never
+    called"), though a graph model's inputs give its signature."""
+    model._called = True
 
 
 def move_to_front_of_calling_list(callback):

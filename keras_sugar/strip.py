@@ -230,7 +230,8 @@ def strip_sugar(model):
     their own classes) become plain ReLUs. Weights are copied, the
     original is untouched, predictions are bit for bit the same, every
     site keeps its path (`keras_sugar.site_map`), and the result loads and
-    exports where `keras_sugar` is not installed.
+    exports (`model.export`, no call needed first) where
+    `keras_sugar` is not installed.
 
     Args:
         model: A functional or `Sequential` Keras model.
@@ -270,5 +271,6 @@ def strip_sugar(model):
     else:
         plain = cloning.clone(model, _stripped_layer, "strip_sugar")
     _check_plain(before, site_map.read(plain))
+    model_graph.mark_called(plain)  # Exports with no call first.
     plain.strip_report = report
     return plain

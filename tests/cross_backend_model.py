@@ -2,6 +2,8 @@
 
 Run as a script under each backend (`KERAS_BACKEND=... python -m
 tests.cross_backend_model DIR`) so another backend can load what it saved.
+`tests/data/saved_models` holds what it saved on TensorFlow, JAX and
+PyTorch, for the backends that cannot run those (numpy, OpenVINO).
 """
 
 import os
@@ -11,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_sugar import SugarReLU
+from keras_sugar import strip_sugar
 from keras_sugar import layers
 
 ACTIVATIONS = [
@@ -53,10 +56,17 @@ def sugar_configs(model):
     return configs
 
 
-if __name__ == "__main__":
-    directory = sys.argv[1]
+def save(directory):
+    """Saves the model, its `strip_sugar` result (`-stripped`) and the
+    predictions of both on `sample_input()` (`.npy`), named after the
+    backend."""
     backend = keras.backend.backend()
     model = build_model()
-    model.save(os.path.join(directory, f"{backend}.keras"))
-    np.save(os.path.join(directory, f"{backend}.npy"),
-            keras.ops.convert_to_numpy(model(sample_input())))
+    for suffix, saved in (("", model), ("-stripped", strip_sugar(model))):
+        saved.save(os.path.join(directory, f"{backend}{suffix}.keras"))
+        np.save(os.path.join(directory, f"{backend}{suffix}.npy"),
+                keras.ops.convert_to_numpy(saved(sample_input())))
+
+
+if __name__ == "__main__":
+    save(sys.argv[1])

@@ -1,8 +1,13 @@
 """Runs the test suite once per backend, each in its own process.
 
-Usage: python tests/run_all_backends.py [pytest args...]
+Usage: python tests/run_all_backends.py [--python BACKEND=PYTHON ...]
+    [pytest args...]
 
-Streams each backend's pytest output as it runs (progress, failures and the
+TensorFlow, JAX and PyTorch run the whole suite; numpy and OpenVINO, which
+run inference only, the tests marked `inference` (tests/conftest.py
+deselects the others). Each runs with this interpreter, or the one given
+by `--python` (a virtual environment with that backend alone). Streams
+each backend's pytest output as it runs (progress, failures and the
 warnings summary, each line prefixed with the backend), then ends with one
 line `N passed, N failed` over all backends and exits non-zero if any
 backend failed.
@@ -14,7 +19,7 @@ import subprocess
 import sys
 import time
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,7 +28,23 @@ def count(summary, word):
     return int(match.group(1)) if match else 0
 
 
+def interpreters(args):
+    """`({backend: python}, pytest args)` from the leading `--python
+    BACKEND=PYTHON` options."""
+    pythons = dict.fromkeys(BACKENDS, sys.executable)
+    while len(args) >= 2 and args[0] == "--python":
+        backend, _, python = args[1].partition("=")
+        if backend not in BACKENDS or not python:
+            sys.exit(f"run_all_backends.py: --python takes BACKEND=PYTHON "
+                     f"with BACKEND one of {list(BACKENDS)}. Received: "
+                     f"--python {args[1]}")
+        pythons[backend] = python
+        args = args[2:]
+    return pythons, args
+
+
 def main(args):
+    pythons, args = interpreters(args)
     totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
     failed_backends = []
     for backend in BACKENDS:
@@ -32,7 +53,7 @@ def main(args):
         start = time.time()
         print(f"=== {backend} ===", flush=True)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-rfE", *args],
+            [pythons[backend], "-m", "pytest", "-q", "-rfE", *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1)
         summary = ""

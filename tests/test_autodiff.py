@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_sugar import SugarReLU
 from keras_sugar import implementations
-from keras_sugar import native
+from keras_sugar.native import xla
 from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
@@ -91,11 +91,11 @@ def test_a_tensor_of_unknown_rank():
 def test_where_f_prime_is_computed(monkeypatch):
     """Under XLA (JAX; TensorFlow's compiled training step) f'(x) of a
     rank-4 tensor is computed in the forward pass, the value depending on
-    it through `_exactly_zero`; anywhere else (rank below 4, eager
+    it through `xla.exactly_zero`; anywhere else (rank below 4, eager
     TensorFlow, inference, PyTorch) it is not."""
     ranks = []
-    exactly_zero = native._exactly_zero
-    monkeypatch.setattr(native, "_exactly_zero", lambda x, d: ranks.append(
+    exactly_zero = xla.exactly_zero
+    monkeypatch.setattr(xla, "exactly_zero", lambda x, d: ranks.append(
         len(x.shape)) or exactly_zero(x, d))
     activation = SugarReLU()
     feature_maps = X.reshape(1, 1, -1, 1)

@@ -1,6 +1,6 @@
 """A default SUGAR model serves as its ReLU twin does, without stripping:
-the same values in every inference path and export format of its backend,
-and, where a format counts operations (TFLite), the same operations."""
+the same values in every inference path and `model.export` format of its
+backend, and the same operations in every artifact that lists them."""
 
 import os
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keras_sugar import SugarReLU
+from keras_sugar import strip_sugar
 from tests.testing import BACKEND
 from tests.testing import to_numpy
 
@@ -28,11 +29,15 @@ def twins(implementation="auto"):
 
     relu = build("relu")
     sugar = build(SugarReLU(implementation=implementation))
+    # Both set as values: an initializer's zeros bias is an operation in
+    # OpenVINO's graph, a set one a constant.
+    relu.set_weights(relu.get_weights())
     sugar.set_weights(relu.get_weights())
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
     return relu, sugar, x
 
 
+@pytest.mark.inference
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_predict_is_relus(jit_compile):
     relu, sugar, x = twins()
@@ -181,3 +186,159 @@ def test_the_inference_graph_holds_no_surrogate():
         # With a gradient to compute, the surrogate's.
         activation(t).sum().backward()
         assert t.grad[0] != 0
+
+
+FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
+# The file each format writes.
+SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "openvino": ".xml",
+          "litert": ".tflite", "torch": ".pt2"}
+
+# Where Keras 3.15 exports no model at all, the ReLU twin included: the
+# error it (or the converter it calls) raises. The twin must still fail so
+# (a Keras that lifts a limit shows here) and SUGAR the same way.
+_NOT_THIS_BACKEND = {
+    "tf_saved_model": "object has no attribute 'track_and_add_endpoint'",
+    "onnx": "`export_onnx` is only compatible with TensorFlow, JAX and Torch",
+    # The numpy backend without the openvino package fails at its import.
+    "openvino": ("compatible with OpenVINO, TensorFlow, JAX and Torch"
+                 "|No module named 'openvino'"),
+    "litert": "LiteRT export requires TensorFlow or PyTorch backend",
+    "torch": "Torch export requires PyTorch backend",
+}
+KERAS_LIMITS = {
+    ("tensorflow", "torch"): _NOT_THIS_BACKEND["torch"],
+    # jax2tf serializes natively (XlaCallModule), which OpenVINO cannot read.
+    ("jax", "openvino"): "No conversion rule found for operations: "
+                         "XlaCallModule",
+    ("jax", "litert"): _NOT_THIS_BACKEND["litert"],
+    ("jax", "torch"): _NOT_THIS_BACKEND["torch"],
+    # With a static input_signature instead: "This requires the torch_xla
+    # module", which has no build for this torch.
+    ("torch", "tf_saved_model"): "Detected mismatch between the structure "
+                                 "of `inputs` and `dynamic_shapes`",
+    **{("numpy", format): message
+       for format, message in _NOT_THIS_BACKEND.items()},
+    **{("openvino", format): _NOT_THIS_BACKEND[format]
+       for format in ("tf_saved_model", "onnx", "litert", "torch")},
+}
+
+
+def _static_batch(x):
+    return {"input_signature": [keras.InputSpec(shape=x.shape,
+                                                dtype="float32")]}
+
+
+def _dynamic_batch(x):
+    import torch
+
+    return {"dynamic_shapes": ({0: torch.export.Dim("batch")},)}
+
+
+# Arguments Keras documents that the twin's artifact needs to serve `x`:
+# LiteRT from PyTorch and the OpenVINO backend fix the batch of their
+# sample input (1) without a static `input_signature`; `torch.export`
+# guards it unless the batch is declared dynamic.
+EXPORT_ARGUMENTS = {
+    ("torch", "litert"): _static_batch,
+    ("openvino", "openvino"): _static_batch,
+    ("torch", "torch"): _dynamic_batch,
+}
+
+
+def run_artifact(format, path, x):
+    """`(output, operations)` of an exported artifact run by its own
+    runtime; `operations` lists what the artifact computes, in order."""
+    if format == "tf_saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)
+        graph = loaded.signatures["serving_default"].graph.as_graph_def()
+        return to_numpy(loaded.serve(x)), _called_operations(graph)
+    if format == "onnx":
+        import onnx
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(path)
+        output = session.run(None, {session.get_inputs()[0].name: x})[0]
+        return output, [node.op_type for node in onnx.load(path).graph.node]
+    if format == "openvino":
+        import openvino
+
+        core = openvino.Core()
+        model = core.read_model(path)
+        # float32 throughout: the CPU plugin's default may be bfloat16.
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": "f32"})
+        return compiled(x)[0], [op.get_type_name()
+                                for op in model.get_ordered_ops()]
+    if format == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path)
+        runner = interpreter.get_signature_runner()
+        (output,) = runner(**{next(iter(runner.get_input_details())): x}
+                           ).values()
+        return output, [op["op_name"]
+                        for op in interpreter._get_ops_details()]
+    import torch
+
+    program = torch.export.load(path)
+    output = program.module()(torch.as_tensor(x)).detach().numpy()
+    return output, [str(node.target) for node in program.graph.nodes
+                    if node.op == "call_function"]
+
+
+def _called_operations(graph):
+    """The operations a SavedModel's serving graph runs, those of the
+    functions it calls included (not the gradient functions it keeps for
+    SugarReLU, which no call reaches), sorted."""
+    functions = {f.signature.name: f.node_def for f in graph.library.function}
+    operations, pending, seen = [], [graph.node], set()
+    while pending:
+        for node in pending.pop():
+            operations.append(node.op)
+            for value in node.attr.values():
+                if value.func.name and value.func.name not in seen:
+                    seen.add(value.func.name)
+                    pending.append(functions[value.func.name])
+    return sorted(operations)
+
+
+def exported_and_run(model, format, x, path):
+    arguments = EXPORT_ARGUMENTS.get((BACKEND, format), lambda x: {})(x)
+    model.export(path, format=format, verbose=False, **arguments)
+    return run_artifact(format, path, x)
+
+
+@pytest.mark.inference
+@pytest.mark.parametrize("format", FORMATS)
+def test_every_export_format_ships_relu(format, tmp_path):
+    """The default SugarReLU model, and its `strip_sugar` result (never
+    called before), export as the ReLU twin does: each artifact, run by its
+    own runtime, gives the twin's artifact's values bit for bit and holds
+    its operations; where Keras exports no model, SUGAR fails as the twin
+    does."""
+    relu, sugar, x = twins()
+    expected = to_numpy(relu(x))
+    sugar(x)  # Keras exports models that have been called.
+    models = {"relu": relu, "sugar": sugar, "stripped": strip_sugar(sugar)}
+    paths = {name: str(tmp_path / (name + SUFFIX[format]))
+             for name in models}
+    limit = KERAS_LIMITS.get((BACKEND, format))
+    if limit is not None:
+        errors = []
+        for name, model in models.items():
+            with pytest.raises(Exception, match=limit) as error:
+                exported_and_run(model, format, x, paths[name])
+            errors.append((type(error.value), str(error.value)))
+        assert errors[1:] == errors[:1] * 2
+        return
+    twin_output, twin_operations = exported_and_run(relu, format, x,
+                                                    paths["relu"])
+    # The runtime's values are Keras' own, to its rounding.
+    np.testing.assert_allclose(twin_output, expected, rtol=1e-5, atol=1e-6)
+    for name in ("sugar", "stripped"):
+        output, operations = exported_and_run(models[name], format, x,
+                                              paths[name])
+        np.testing.assert_array_equal(output, twin_output, err_msg=name)
+        assert operations == twin_operations, name

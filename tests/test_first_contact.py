@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from keras_sugar import backend_selection
 from keras_sugar.experiments import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,3 +159,27 @@ def test_example_without_its_library_names_the_extra(tmp_path):
     assert 'This example needs keras_cv: pip install "keras-sugar[cv]"' in (
         proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.inference
+@pytest.mark.parametrize("command", ["compare", "bench"])
+@pytest.mark.parametrize("how", ["--backend", "KERAS_BACKEND"])
+@pytest.mark.parametrize("backend", backend_selection.INFERENCE_ONLY)
+def test_training_commands_refuse_an_inference_only_backend(
+        command, how, backend, tmp_path):
+    env = dict(os.environ, KERAS_HOME=str(tmp_path))
+    args = [COMMAND, command]
+    if how == "--backend":
+        args += ["--backend", backend]
+    else:
+        env["KERAS_BACKEND"] = backend
+    proc = subprocess.run(args, capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"keras-sugar {command}: error: {command} trains models, and "
+        f"Keras' {backend} backend runs inference only (it has no "
+        f"autodiff). Choose one of tensorflow, jax, torch with --backend "
+        f"or KERAS_BACKEND.")
+    assert proc.stdout == ""  # Refused before anything starts.

@@ -15,12 +15,16 @@ from keras_sugar import layers
 from tests import cross_backend_model
 from tests.testing import BACKEND
 from tests.testing import save_and_load
+from tests.testing import to_numpy
 from tests.testing import value_and_gradient
 
 BACKENDS = ("tensorflow", "jax", "torch")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What `tests.cross_backend_model` saved on each of BACKENDS.
+SAVED_MODELS = os.path.join(ROOT, "tests", "data", "saved_models")
 
 
+@pytest.mark.inference
 def test_config_round_trip_keeps_surrogate_and_parameters():
     activation = SugarReLU("NeLU", alpha=0.1, negative_only=True,
                            implementation="multiplicative")
@@ -33,6 +37,7 @@ def test_config_round_trip_keeps_surrogate_and_parameters():
         "implementation": "multiplicative", "alpha": 0.1}
 
 
+@pytest.mark.inference
 def test_layer_config_round_trip():
     layer = layers.SugarReLU("gelu", approximate=True, name="act")
     restored = layers.SugarReLU.from_config(layer.get_config())
@@ -40,6 +45,7 @@ def test_layer_config_round_trip():
     assert restored.activation == SugarReLU("gelu", approximate=True)
 
 
+@pytest.mark.inference
 def test_same_backend_save_load_predicts_identically(tmp_path):
     model = cross_backend_model.build_model()
     x = cross_backend_model.sample_input()
@@ -91,6 +97,31 @@ def test_model_saved_on_any_backend_loads_here(saved_on,
         SugarReLU("nelu", alpha=0.01).get_config()]
 
 
+@pytest.mark.inference
+@pytest.mark.parametrize("saved_on", BACKENDS)
+def test_files_saved_on_a_training_backend_serve_on_every_backend(saved_on):
+    """`.keras` files saved on TensorFlow, JAX and PyTorch (a model with
+    every form of SugarReLU, and its `strip_sugar` result) load on every
+    backend, numpy and OpenVINO included. A call gives the saving
+    backend's predictions to float32 rounding; `predict` gives the SUGAR
+    model exactly its stripped twin's values (on OpenVINO both at the CPU
+    plugin's default precision, bfloat16 where the CPU has it)."""
+    x = cross_backend_model.sample_input()
+    predictions = []
+    for name in (saved_on, f"{saved_on}-stripped"):
+        restored = keras.saving.load_model(
+            os.path.join(SAVED_MODELS, f"{name}.keras"), safe_mode=True)
+        expected = np.load(os.path.join(SAVED_MODELS, f"{name}.npy"))
+        np.testing.assert_allclose(to_numpy(restored(x)), expected,
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+        predictions.append(restored.predict(x, verbose=0))
+    np.testing.assert_array_equal(*predictions)
+    assert cross_backend_model.sugar_configs(keras.saving.load_model(
+        os.path.join(SAVED_MODELS, f"{saved_on}.keras"))) == (
+        cross_backend_model.sugar_configs(cross_backend_model.build_model()))
+
+
+@pytest.mark.inference
 def test_loading_an_unregistered_surrogate_fails_clearly(tmp_path):
     from keras_sugar import surrogates
 

@@ -2,7 +2,11 @@
 forward is exactly `ops.relu`, backward is the surrogate's derivative, and
 nothing overflows anywhere in the dtype's finite range."""
 
+import ast
+import os
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -22,6 +26,7 @@ from tests.testing import to_numpy
 from tests.testing import value_and_gradient
 
 IMPLEMENTATIONS = implementations.IMPLEMENTATIONS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = ("float32", "float16", "bfloat16")
 # Derivative tolerance per dtype: float32 as the issue asks; the 16-bit
 # types are checked against the reference at the rounded input.
@@ -76,6 +81,7 @@ def sugar_fn(case, dtype, implementation, negative_only=False):
     return lambda t: activation(ops.cast(t, dtype))
 
 
+@pytest.mark.inference
 def test_every_builtin_has_a_reference_case():
     assert set(surrogates.BUILTINS) == set(reference.DERIVATIVES)
     assert {name for name, _ in reference.CASES} == set(surrogates.BUILTINS)
@@ -85,6 +91,7 @@ def test_every_builtin_has_a_reference_case():
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", reference.CASES, ids=reference.case_id)
 class TestEager:
+    @pytest.mark.inference
     def test_forward_is_relu_bit_for_bit(self, case, implementation, dtype):
         x = np.concatenate([moderate_inputs(), special_inputs(dtype)])
         y = sugar_fn(case, dtype, implementation)(x)
@@ -305,12 +312,14 @@ def test_functional_form_matches_object():
     np.testing.assert_array_equal(g1, g2)
 
 
+@pytest.mark.inference
 @pytest.mark.parametrize("value", [None, "abc", ["a", "b"], {"x": 1.0}])
 def test_non_numeric_input_is_a_type_error_naming_it(value):
     with pytest.raises(TypeError, match=r"SugarReLU takes a floating-point"):
         SugarReLU()(value)
 
 
+@pytest.mark.inference
 def test_default_is_bsilu_with_paper_alpha():
     activation = SugarReLU()
     assert activation.surrogate.name == "bsilu"
@@ -318,6 +327,7 @@ def test_default_is_bsilu_with_paper_alpha():
     assert activation.negative_only is False
 
 
+@pytest.mark.inference
 @pytest.mark.parametrize("dtype", ["int32", "bool", "uint8"])
 def test_non_float_input_is_a_type_error(dtype):
     with pytest.raises(TypeError, match=f"Received: dtype={dtype}.*float32"):
@@ -351,11 +361,13 @@ def test_non_float_input_is_a_type_error(dtype):
         ({"max_value": True}, ValueError, "max_value=True"),
     ],
 )
+@pytest.mark.inference
 def test_bad_arguments_name_the_value_and_the_choices(kwargs, error, match):
     with pytest.raises(error, match=match):
         SugarReLU(**kwargs)
 
 
+@pytest.mark.inference
 def test_auto_implementation_is_defined_for_this_backend():
     name = implementations.resolve("auto", surrogates.get("bsilu"))
     assert name in implementations.FUNCTIONS, (BACKEND, name)
@@ -375,6 +387,7 @@ class TestCapped:
                                negative_only=negative_only)
         return lambda t: activation(ops.cast(t, dtype))
 
+    @pytest.mark.inference
     def test_forward_is_the_capped_relu_bit_for_bit(self, implementation,
                                                     dtype, max_value):
         import keras
@@ -405,6 +418,7 @@ class TestCapped:
         np.testing.assert_allclose(grad, expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.inference
 def test_capped_activation_serializes_and_uncapped_config_is_unchanged():
     import keras
 
@@ -419,6 +433,7 @@ def test_capped_activation_serializes_and_uncapped_config_is_unchanged():
 
 @pytest.mark.parametrize("cls", [SugarReLU, SugarReLULayer],
                          ids=["activation", "layer"])
+@pytest.mark.inference
 @pytest.mark.parametrize("call", ["eager", "predict"])
 def test_the_class_as_an_activation_asks_for_an_instance(cls, call):
     # `activation=SugarReLU` (the class) calls the class on the tensor, at
@@ -435,3 +450,73 @@ def test_the_class_as_an_activation_asks_for_an_instance(cls, call):
     # Under `predict` on TensorFlow the batch size is not known yet.
     assert re.search(r"Received: the class SugarReLU called on a tensor of "
                      r"shape \((2|None), 3\), float32", message), message
+
+
+# Serves a ReLU model, then the same with every SugarReLU implementation
+# (capped ones too), sugarify, strip_sugar and a dead-unit report; prints
+# the backend libraries and the user warnings each added.
+_SERVE = """
+import sys
+import warnings
+
+import keras
+import numpy as np
+
+LIBRARIES = {"tensorflow", "jax", "torch", "openvino"}
+
+
+def served(activations):
+    inputs = keras.Input((6,))
+    x = inputs
+    for activation in activations:
+        x = keras.layers.Dense(6, activation=activation)(x)
+    model = keras.Model(inputs, x)
+    model.predict(np.ones((4, 6), "float32"), verbose=0)
+    return model
+
+
+def added(work):
+    before = {name.split(".")[0] for name in sys.modules} & LIBRARIES
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        work()
+    after = {name.split(".")[0] for name in sys.modules} & LIBRARIES
+    return sorted(after - before), sorted({
+        str(w.message) for w in caught
+        if issubclass(w.category, UserWarning)})
+
+
+relu = lambda: served(["relu", "relu6", keras.layers.ReLU(max_value=2.5)])
+plain = added(relu)
+import keras_sugar
+from keras_sugar import SugarReLU
+
+
+def sugar():
+    model = served([SugarReLU(implementation=name, max_value=cap)
+                    for name in ("auto", "straight_through",
+                                 "multiplicative", "custom_gradient")
+                    for cap in (None, 6.0)])
+    keras_sugar.strip_sugar(keras_sugar.sugarify(relu()))
+    keras_sugar.dead_unit_report(model, np.ones((4, 6), "float32"))
+
+
+print(plain)
+print(added(sugar))
+"""
+
+
+@pytest.mark.inference
+def test_sugar_adds_no_backend_library_and_no_warning():
+    """On every backend, serving SUGAR models imports no library and
+    warns nothing that the same work on ReLU models does not (on numpy
+    and OpenVINO, no other backend and no "custom_gradient acts as a
+    pass-through" warning)."""
+    proc = subprocess.run([sys.executable, "-c", _SERVE], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain, sugar = proc.stdout.strip().splitlines()[-2:]
+    libraries, warned = ast.literal_eval(sugar)
+    plain_libraries, plain_warned = ast.literal_eval(plain)
+    assert libraries == []
+    assert set(warned) <= set(plain_warned), warned

@@ -152,6 +152,7 @@ class TestForms:
         assert np.all(dead == 0.0)
         assert np.all(alive != 0.0)
 
+    @pytest.mark.inference
     def test_dry_run_reports_without_returning_a_model(self):
         model = zoo.every_form()
         report = sugarify(model, dry_run=True)
@@ -159,6 +160,7 @@ class TestForms:
         assert "opaque" in str(report)
         assert count_sugar_sites(model) == 0
 
+    @pytest.mark.inference
     def test_dry_run_only_plans(self, monkeypatch):
         # Planning clones nothing and builds no new model.
         def no_clone(*args, **kwargs):
@@ -169,6 +171,7 @@ class TestForms:
         assert report.route == "clone" and len(report) == 7
         assert "route: cloned layer by layer" in str(report)
 
+    @pytest.mark.inference
     @pytest.mark.parametrize("model", ["custom layers", "rebuild route"])
     def test_dry_run_builds_no_model_and_no_keras_layer(self, model,
                                                         monkeypatch):
@@ -191,6 +194,7 @@ class TestForms:
         monkeypatch.setattr(SugarPatched, "__init__", no_build)
         same_report(sugarify(model, dry_run=True), expected)
 
+    @pytest.mark.inference
     def test_relu_named_as_a_whole_word_in_custom_call(self):
         inputs = keras.Input((4,))
         x = zoo.LeakyBlock(name="leaky")(inputs)
@@ -370,6 +374,7 @@ def by_last_two_stages(site):
     return site.path.startswith(("stage3", "stage4"))
 
 
+@pytest.mark.inference
 class TestLayersFilter:
     """`layers=` rewrites the sites it selects and lists the others."""
 
@@ -553,6 +558,7 @@ def input_names(model):
             if isinstance(layer, keras.layers.InputLayer)]
 
 
+@pytest.mark.inference
 @pytest.mark.parametrize("build", ["functional", "nested", "rebuild"])
 def test_inputs_keep_their_names(build):
     if build == "rebuild":
@@ -651,6 +657,7 @@ class TestCappedReLU:
     """`targets=("relu", "relu6")`: ReLU6 sites get a capped SugarReLU,
     predictions stay identical."""
 
+    @pytest.mark.inference
     def test_every_relu6_form(self, tmp_path):
         inputs = keras.Input((4,))
         x = keras.layers.Dense(8, activation="relu6", name="inline")(inputs)
@@ -684,6 +691,7 @@ class TestCappedReLU:
         np.testing.assert_array_equal(to_numpy(restored(x)),
                                       to_numpy(new(x)))
 
+    @pytest.mark.inference
     def test_the_report_says_how_to_reach_capped_relus(self):
         model = keras.Sequential([keras.Input((3,)), keras.layers.ReLU(6.0)])
         report = sugarify(model, dry_run=True)
@@ -786,6 +794,7 @@ class TestRoutes:
             sugarify(zoo.every_form())
 
 
+@pytest.mark.inference
 class TestErrors:
     def test_subclassed_model_is_refused_clearly(self):
         model = zoo.Subclassed()

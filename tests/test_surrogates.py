@@ -23,6 +23,7 @@ def scratch_registry():
                 surrogates._ALIASES.pop(alias)
 
 
+@pytest.mark.inference
 def test_available_is_sorted_and_lists_every_builtin():
     names = surrogates.available()
     assert names == sorted(names)
@@ -35,6 +36,7 @@ def test_available_is_sorted_and_lists_every_builtin():
     ("NeLU", "nelu"), ("swish", "silu"), ("Swish", "silu"),
     ("LeakyReLU", "leaky_relu"), ("leaky-relu", "leaky_relu"),
 ])
+@pytest.mark.inference
 def test_names_are_case_dash_and_underscore_insensitive(spelling, name):
     assert surrogates.get(spelling).name == name
 
@@ -44,10 +46,12 @@ def test_names_are_case_dash_and_underscore_insensitive(spelling, name):
     ("elu", {"alpha": 1.0}), ("selu", {}), ("gelu", {"approximate": False}),
     ("silu", {}), ("mish", {}), ("leaky_relu", {"negative_slope": 0.01}),
 ])
+@pytest.mark.inference
 def test_paper_defaults(name, defaults):
     assert surrogates.get(name).defaults == defaults
 
 
+@pytest.mark.inference
 def test_unknown_name_lists_the_valid_names():
     with pytest.raises(ValueError, match=r"Unknown surrogate 'sofplus'.*"
                        r"\['bsilu', 'elu'"):
@@ -88,6 +92,7 @@ def test_user_surrogate_with_derivative_works_with_every_implementation(
                                    rtol=1e-6)
 
 
+@pytest.mark.inference
 def test_registering_a_name_twice_needs_override(scratch_registry):
     @surrogates.register("twice")
     def first(x):
@@ -104,6 +109,7 @@ def test_registering_a_name_twice_needs_override(scratch_registry):
     assert surrogates.get("twice").function is second
 
 
+@pytest.mark.inference
 def test_builtin_names_and_aliases_are_protected():
     with pytest.raises(ValueError, match="already registered"):
         surrogates.register("Swish")(lambda x: x)
@@ -115,6 +121,7 @@ def test_builtin_names_and_aliases_are_protected():
     # SugarReLU's cap: a surrogate parameter by that name never arrives.
     (lambda x, max_value=1.0: x, "reserved parameter names"),
 ])
+@pytest.mark.inference
 def test_bad_registrations_are_refused(function, match):
     with pytest.raises((TypeError, ValueError), match=match):
         surrogates.register("bad_one")(function)
@@ -136,6 +143,7 @@ def _registry_state():
      r"default beta=1.0 is not above 5"),
     ({"override": "yes"}, TypeError, "override='yes'"),
 ])
+@pytest.mark.inference
 def test_misregistration_is_refused_and_changes_nothing(kwargs, error,
                                                          match):
     before = _registry_state()
@@ -147,6 +155,7 @@ def test_misregistration_is_refused_and_changes_nothing(kwargs, error,
     assert "checked_one" not in surrogates.available()
 
 
+@pytest.mark.inference
 def test_a_refused_override_keeps_the_old_entry(scratch_registry):
     scratch_registry.append("kept_one")
 
@@ -178,6 +187,7 @@ def test_a_builtin_name_overridden_uses_the_new_derivative():
         surrogates._REGISTRY["bsilu"] = original
 
 
+@pytest.mark.inference
 def test_integer_parameters_stay_integers(scratch_registry):
     scratch_registry.append("power_demo")
 
@@ -191,6 +201,7 @@ def test_integer_parameters_stay_integers(scratch_registry):
         SugarReLU("power_demo", power=2.5)
 
 
+@pytest.mark.inference
 def test_public_api():
     assert keras_sugar.SugarReLU is SugarReLU
     assert callable(keras_sugar.sugar_relu)

@@ -1,14 +1,22 @@
-"""SUGAR models train with `fit`, in full and mixed precision, and symbolic
-calls build a saveable graph that keeps the surrogate gradient."""
+"""SUGAR models train with `fit`, in full and mixed precision, SugarReLU
+of a layer's own weights included; symbolic calls build a saveable graph
+that keeps the surrogate gradient; inference-only backends refuse `fit` as
+Keras does."""
 
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_sugar import SugarReLU
+from keras_sugar import backend_selection
 from keras_sugar import layers
 from keras_sugar import sugar_relu
+from tests import reference
+from tests.testing import BACKEND
 from tests.testing import save_and_load
+from tests.testing import to_numpy
+from tests.testing import weight_gradients
 
 
 def small_model(activation):
@@ -98,3 +106,83 @@ def test_activation_can_be_assigned_to_an_existing_layer():
     y = keras.ops.convert_to_numpy(layer(x))
     np.testing.assert_array_equal(y, np.maximum(
         x @ keras.ops.convert_to_numpy(layer.kernel) + 1, 0))
+
+
+class RectifiedScale(keras.layers.Layer):
+    """`x * activation(w)`: a weight kept non-negative by a rectifier,
+    whose entries below zero still learn with SUGAR."""
+
+    def __init__(self, activation, initial, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self.w = self.add_weight(shape=initial.shape, initializer=(
+            keras.initializers.Constant(initial)))
+
+    def call(self, x):
+        return x * self.activation(self.w)
+
+
+WEIGHT = np.array([-2.0, -0.5, 0.3, 1.5], "float32")
+
+
+@pytest.mark.parametrize("case", [("bsilu", {}), ("nelu", {"alpha": 0.1})],
+                         ids=reference.case_id)
+def test_sugar_of_a_weight_has_the_surrogate_gradient(case):
+    """`SugarReLU()(self.w)` in a layer's call: the weight's gradient is
+    the surrogate's derivative, eagerly and in a compiled `fit` step."""
+    layer = RectifiedScale(SugarReLU(case[0], **case[1]), WEIGHT)
+    model = keras.Sequential([keras.Input((4,)), layer])
+    x = np.ones((8, 4), "float32")
+    derivative = reference.derivative(*case, WEIGHT.astype("float64"))
+    (gradient,) = weight_gradients(model, x)
+    np.testing.assert_allclose(gradient, 8 * derivative, rtol=1e-6,
+                               atol=1e-6)
+    # One SGD step (lr 1) on mean(y): w - f'(w) / 4 per entry.
+    model.compile(optimizer=keras.optimizers.SGD(1.0),
+                  loss=lambda y_true, y_pred: ops.mean(y_pred))
+    model.fit(x, np.zeros((8, 4), "float32"), batch_size=8, epochs=1,
+              verbose=0)
+    np.testing.assert_allclose(to_numpy(layer.w), WEIGHT - derivative / 4,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_sugar_of_a_backend_variable_has_the_surrogate_gradient():
+    """The backend's own variables and parameters too: a `tf.Variable`
+    under a `GradientTape`, a `torch.nn.Parameter`, a JAX array."""
+    derivative = reference.derivative("bsilu", {}, WEIGHT.astype("float64"))
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(WEIGHT)
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(SugarReLU()(variable))
+        gradient = tape.gradient(total, variable)
+    elif BACKEND == "jax":
+        import jax
+
+        gradient = jax.grad(lambda w: SugarReLU()(w).sum())(WEIGHT)
+    else:
+        import torch
+
+        parameter = torch.nn.Parameter(torch.as_tensor(WEIGHT))
+        SugarReLU()(parameter).sum().backward()
+        gradient = parameter.grad
+    np.testing.assert_allclose(to_numpy(gradient), derivative, rtol=1e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.inference
+def test_fit_needs_autodiff_and_says_so_as_keras_does():
+    """Where the backend differentiates, a SUGAR model trains; on
+    inference-only backends (numpy, OpenVINO) `fit` fails with Keras' own
+    one-line message, as for any model."""
+    model = small_model(SugarReLU())
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x, y = regression_data()
+    if BACKEND in backend_selection.INFERENCE_ONLY:
+        with pytest.raises(NotImplementedError,
+                           match="fit.* not (implemented|supported)"):
+            model.fit(x, y, verbose=0)
+    else:
+        history = model.fit(x, y, epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()

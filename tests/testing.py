@@ -81,6 +81,36 @@ def value_and_gradient(fn, x, compiled=False):
     return to_numpy(y), to_numpy(g)
 
 
+def weight_gradients(model, x):
+    """d sum(model(x)) / dw for each of `model`'s trainable weights, by
+    the backend's own autodiff in eager mode, as numpy arrays."""
+    weights = model.trainable_variables
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(model(x))
+        return [to_numpy(g) for g in tape.gradient(total, weights)]
+    if BACKEND == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        others = [v.value for v in model.non_trainable_variables]
+
+        def total(values):
+            return jnp.sum(model.stateless_call(values, others, x)[0])
+
+        return [to_numpy(g) for g in jax.grad(total)(
+            [v.value for v in weights])]
+    if BACKEND == "torch":
+        import torch
+
+        total = model(x).sum()
+        return [to_numpy(g) for g in torch.autograd.grad(
+            total, [v.value for v in weights])]
+    raise NotImplementedError(BACKEND)
+
+
 def on_feature_maps(fn):
     """`fn` of a 1-D tensor applied to it reshaped as rank-4 feature maps
     `(1, 1, n, 1)`, the result flattened back: under XLA the default

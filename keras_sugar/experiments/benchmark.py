@@ -154,7 +154,7 @@ def _reference_activation(alpha=1.67):
     if backend == "torch":
         import torch
 
-        backward_kernel = native.TORCH_FUSED_BACKWARD["bsilu"]
+        backward_kernel = native.FUSED_BACKWARD["bsilu"]
 
         class ReferenceBSiLU(torch.autograd.Function):
             @staticmethod

@@ -20,16 +20,21 @@ COMMANDS = {
     "bench": "keras_sugar.experiments.bench_command",
     "plot": "keras_sugar.experiments.plot_command",
 }
+# The subcommands that train models, which Keras' inference-only backends
+# (numpy, OpenVINO) cannot do.
+TRAINING_COMMANDS = ("compare", "bench")
 
 
 def _backend_option():
     # --backend is accepted before or after the subcommand.
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--backend", choices=backend_selection.BACKENDS,
+        "--backend",
+        choices=backend_selection.BACKENDS + backend_selection.INFERENCE_ONLY,
         default=argparse.SUPPRESS,
         help="Keras backend (default: KERAS_BACKEND, else keras.json, else "
-        "the first installed of tensorflow, jax, torch).")
+        "the first installed of tensorflow, jax, torch; numpy and openvino "
+        "run inference only: plot, not compare or bench).")
     return parent
 
 
@@ -53,6 +58,12 @@ def parser():
     return top
 
 
+def _running_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
 def _reexec_with_backend(backend, argv):
     """Keras fixes its backend when first imported: if `main` runs in a
     process where Keras already runs another one, start afresh."""
@@ -63,6 +74,17 @@ def _reexec_with_backend(backend, argv):
     env = dict(os.environ, KERAS_BACKEND=backend)
     os.execve(sys.executable, [sys.executable, "-m", "keras_sugar", *argv],
               env)
+
+
+def _check_trains(args, backend):
+    """Refuses a training subcommand on an inference-only backend."""
+    if (args.command in TRAINING_COMMANDS
+            and backend in backend_selection.INFERENCE_ONLY):
+        args.parser.error(
+            f"{args.command} trains models, and Keras' {backend} backend "
+            f"runs inference only (it has no autodiff). Choose one of "
+            f"{', '.join(backend_selection.BACKENDS)} with --backend or "
+            f"KERAS_BACKEND.")
 
 
 def main(argv=None):
@@ -85,13 +107,16 @@ def _main(argv):
             command.check(args)
         except ValueError as error:
             args.parser.error(str(error))
-    if hasattr(command, "before_keras"):
-        command.before_keras(args)
     requested = getattr(args, "backend", None)
+    _check_trains(args, requested)
     try:
         chosen = backend_selection.choose(requested)
     except ImportError as error:
         args.parser.error(str(error))
+    if requested is None:  # KERAS_BACKEND, keras.json, or Keras' own.
+        _check_trains(args, chosen or _running_backend())
+    if hasattr(command, "before_keras"):
+        command.before_keras(args)
     if chosen is None and requested:
         _reexec_with_backend(requested, argv)
     importlib.import_module(args.runner).main(args)
