@@ -1,5 +1,7 @@
 """The registry: names, aliases, parameters, user-defined surrogates."""
 
+import re
+
 import numpy as np
 import pytest
 from keras import ops
@@ -194,3 +196,39 @@ def test_integer_parameters_stay_integers(scratch_registry):
 def test_public_api():
     assert keras_sugar.SugarReLU is SugarReLU
     assert callable(keras_sugar.sugar_relu)
+
+
+@pytest.mark.parametrize("body, received", [
+    (lambda x: ops.sum(x) * 0.0 + 7.0, "a () float32 tensor"),
+    (lambda x: 7.0, "7.0"),
+    (lambda x: ops.reshape(x, (-1,)), "a (6,) float32 tensor"),
+    (lambda x: ops.cast(x, "float16"), "a (2, 3) float16 tensor"),
+])
+def test_a_surrogate_that_is_not_elementwise_is_refused_by_name(body,
+                                                                received):
+    """A scalar or another shape would broadcast into wrong gradients
+    (7.0 everywhere), silently: register checks on a small probe."""
+    def not_elementwise(x, beta=1.0):
+        return body(x)
+
+    before = _registry_state()
+    with pytest.raises(ValueError, match=(
+            r"Surrogate 'not_elementwise': not_elementwise\(x\) must map a "
+            r"tensor to one of the same shape and dtype, element by "
+            r"element; on a \(2, 3\) float32 probe it gave " + re.escape(
+                received))):
+        surrogates.register("not_elementwise")(not_elementwise)
+    assert _registry_state() == before
+
+
+def test_a_derivative_that_is_not_elementwise_is_refused_by_name():
+    def constant_slope(x, beta=1.0):
+        return 0.5
+
+    before = _registry_state()
+    with pytest.raises(ValueError, match=r"Surrogate 'half': constant_slope"
+                       r"\(x\) must map a tensor"):
+        @surrogates.register("half", derivative=constant_slope)
+        def half(x, beta=1.0):
+            return 0.5 * x
+    assert _registry_state() == before
