@@ -29,6 +29,8 @@ from keras import KerasTensor
 from keras import backend
 from keras import ops
 
+from keras_sugar import surrogate_names
+
 # Keyword names that `SugarReLU` and its layer use themselves; a surrogate
 # parameter with one of these names could never be passed through.
 RESERVED_PARAMETER_NAMES = frozenset(
@@ -239,9 +241,7 @@ _REGISTRY = {}
 _ALIASES = {}
 
 
-def _key(name):
-    """Names are case-, dash-, underscore- and space-insensitive."""
-    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+_key = surrogate_names.key  # Case-, dash-, underscore-insensitive.
 
 
 def register(name, *, derivative=None, constraints=None, aliases=(),

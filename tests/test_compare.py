@@ -24,6 +24,7 @@ from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.experiments.run_result import RunResult
+from tests.testing import command_line as _cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -252,16 +253,6 @@ def test_a_model_that_cannot_take_the_data_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"Received: input_shape=\(2, 2, 2, "
                        r"2\)"):
         compare.prepare(Settings.create(str(path), model="vgg"))
-
-
-def _cli(args, capsys):
-    """Runs the command in this process; returns (status, stdout, stderr)."""
-    try:
-        status = cli.main(args)
-    except SystemExit as exit:
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.mark.parametrize("args, message", [

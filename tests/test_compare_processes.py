@@ -21,6 +21,7 @@ import pytest
 from keras_sugar.experiments import cli
 from keras_sugar.experiments import compare
 from keras_sugar.experiments import results_folder
+from tests.testing import command_line as _cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -197,15 +198,6 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
         command.close()
     assert not (out / "runs.jsonl").exists() or (
         out / "runs.jsonl").read_text() == ""
-
-
-def _cli(args, capsys):
-    try:
-        status = cli.main(args)
-    except SystemExit as exit:
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def _small_cli(out, *extra):

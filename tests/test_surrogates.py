@@ -1,6 +1,7 @@
 """The registry: names, aliases, parameters, user-defined surrogates."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from keras import ops
 
 import keras_sugar
 from keras_sugar import SugarReLU
+from keras_sugar import surrogate_names
 from keras_sugar import surrogates
 from tests.testing import value_and_gradient
 
@@ -232,3 +234,18 @@ def test_a_derivative_that_is_not_elementwise_is_refused_by_name():
         def half(x, beta=1.0):
             return 0.5 * x
     assert _registry_state() == before
+
+
+def test_the_command_lines_names_are_the_registrys(monkeypatch):
+    # The command checks a name before Keras starts, from its own list.
+    assert sorted(surrogate_names.BUILTIN_ALIASES) == list(
+        surrogates.BUILTINS)
+    names = {alias: surrogates.get(alias).name
+             for name, aliases in surrogate_names.BUILTIN_ALIASES.items()
+             for alias in (name, *aliases)}
+    monkeypatch.delitem(sys.modules, "keras_sugar.surrogates")
+    for alias, name in names.items():
+        assert surrogate_names.canonical(alias) == name
+    with pytest.raises(ValueError, match=r"Unknown surrogate 'nope'. Valid "
+                       r"names: \['bsilu', 'elu'"):
+        surrogate_names.canonical("nope")
