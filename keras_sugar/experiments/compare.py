@@ -3,8 +3,9 @@ tabulate test accuracy, dead units, sparsity and time, like the paper, with
 each activation's paired difference from the first one.
 
 Run: `keras-sugar compare` (see `keras-sugar compare --help`). Several
-processes may share the runs of one results folder (`--jobs`, or several
-commands with `--resume`: see `results_folder` and `jobs`).
+processes may share the runs of one results folder (`--jobs`, several
+commands with `--resume`, or `--shard K/N` without file locks: see
+`results_folder` and `jobs`).
 """
 
 import csv
@@ -291,9 +292,9 @@ class Comparison:
         instead (see `jobs`). `name` starts each progress line.
         """
         s = self.settings
-        count = 1
-        if s.jobs > 1:
-            count, note = jobs.worker_count(s.jobs, len(self.todo()))
+        count, todo = 1, len(self.todo())
+        if s.jobs > 1 and todo:
+            count, note = jobs.worker_count(s.jobs, todo)
             if note:
                 print(note, flush=True)
         if count > 1:

@@ -209,7 +209,10 @@ class Settings:
 
     Make it with `create` (from Python) or `from_args` (the command line);
     the fields are those of `DEFAULTS` and `RUN_FIELDS`. `seeds` may be a
-    count (3 = seeds 0, 1, 2); `activations` a comma-separated string.
+    count (3 = seeds 0, 1, 2); `activations` a comma-separated string;
+    `shard` is `(k, n)`, this process's share of the runs (see
+    `results_folder`). With `out`, file locks there are tried first (see
+    `results_folder.check_locks`), unless it is a shard's.
 
     Example:
 

@@ -125,8 +125,8 @@ def check_locks(path):
     except ImportError:
         return  # Windows: filelock's own locks, on local disks.
     existing = _existing(path)
-    lock_free = (f"use --shard K/N, which needs no locks (see --help), or "
-                 f"an --out where they work")
+    lock_free = ("use --shard K/N, which needs no locks (see --help), or "
+                 "an --out where they work")
     try:
         fd, probe = tempfile.mkstemp(prefix=".keras-sugar-lock-check-",
                                      dir=existing)
