@@ -25,6 +25,7 @@ from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.experiments.run_result import RunResult
 from tests.testing import command_line as _cli
+from tests.testing import trained_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -174,14 +175,7 @@ def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
         lines = f.read().splitlines()
     with open(folder.file(results_folder.RUNS), "w") as f:
         f.write(lines[0] + "\n" + lines[1][:40])
-    trained = []
-    original = compare.Trainer.run
-
-    def counting_run(self, seed, *args, **kwargs):
-        trained.append((self.spec.text, seed))
-        return original(self, seed, *args, **kwargs)
-
-    monkeypatch.setattr(compare.Trainer, "run", counting_run)
+    trained = trained_runs(monkeypatch)
     with pytest.raises(ValueError, match="already holds a comparison"):
         compare.run(data="digits", activations=specs, seeds=(0, 1), out=out,
                     verbose=0, **_small())

@@ -22,6 +22,7 @@ from keras_sugar.experiments import cli
 from keras_sugar.experiments import compare
 from keras_sugar.experiments import results_folder
 from tests.testing import command_line as _cli
+from tests.testing import trained_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -274,14 +275,7 @@ def test_shards_share_a_folder_without_any_lock(tmp_path, capsys,
                                                 monkeypatch):
     """A SLURM array's tasks, on a filesystem without working locks: each
     shard trains its own runs, the last to end builds the table."""
-    trained = []
-    original = compare.Trainer.run
-
-    def counting_run(self, seed, *args, **kwargs):
-        trained.append((self.spec.text, seed))
-        return original(self, seed, *args, **kwargs)
-
-    monkeypatch.setattr(compare.Trainer, "run", counting_run)
+    trained = trained_runs(monkeypatch)
     _break_flock(monkeypatch, "fails")
     out = tmp_path / "shared"
     args = ["compare", "--data", "digits", "--model", "mlp",

@@ -204,3 +204,19 @@ def command_line(args, capsys):
         status = exit.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def trained_runs(monkeypatch):
+    """A list that gets the `(activation, seed)` of every run
+    `compare.Trainer` trains from now on, in order."""
+    from keras_sugar.experiments import compare
+
+    trained = []
+    original = compare.Trainer.run
+
+    def run(self, seed, *args, **kwargs):
+        trained.append((self.spec.text, seed))
+        return original(self, seed, *args, **kwargs)
+
+    monkeypatch.setattr(compare.Trainer, "run", run)
+    return trained
