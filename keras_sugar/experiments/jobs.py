@@ -183,7 +183,7 @@ def _stop_with_parent(parent):
         threading.Thread(target=watch_parent, args=(parent,), daemon=True,
                          name="parent watchdog").start()
     if os.getppid() != parent:  # It died before anything watched it.
-        raise SystemExit(interruption.exit_status())
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 def _work(train, settings, verbose, name, parent):
