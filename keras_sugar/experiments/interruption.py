@@ -46,11 +46,13 @@ def _record(signum, frame):
         signal.raise_signal(signum)
         return
     _state["signal"] = signum
-    again = ("press it again" if signum == signal.SIGINT
-             else "send it again")
+    again = ""
+    if _state["second_stops"]:
+        again = (" (press it again" if signum == signal.SIGINT
+                 else " (send it again") + " to stop at once)"
     # os.write, not print: the main thread may be inside a print itself.
-    os.write(2, f"\n{_name(signum)}: stopping at the next safe point "
-                f"({again} to stop at once).\n".encode())
+    os.write(2, f"\n{_name(signum)}: stopping at the next safe "
+                f"point{again}.\n".encode())
 
 
 def install(second_stops=True):
