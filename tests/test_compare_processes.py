@@ -279,6 +279,26 @@ def test_jobs_starts_no_more_workers_than_cores(tmp_path, capfd,
     assert "[worker" not in out
 
 
+@pytest.mark.parametrize("devices, cores, requested, runs, expected", [
+    (["0", "1"], 16, 4, 6, (2, "--jobs 4: this machine has 2 GPUs for 6 "
+                            "runs, so 2 processes train them.")),
+    (["0", "1"], 16, 2, 6, (2, None)),
+    ([], 2, 64, 10, (2, "--jobs 64: this machine has 2 CPU cores (no GPU) "
+                     "for 10 runs, so 2 processes train them.")),
+    ([], 8, 4, 3, (3, "--jobs 4: 3 runs to train, so 3 processes train "
+                   "them.")),
+])
+def test_the_number_of_workers_and_what_it_says(
+        monkeypatch, devices, cores, requested, runs, expected):
+    from keras_sugar.experiments import jobs
+
+    monkeypatch.setattr(jobs, "accelerators", lambda: devices)
+    monkeypatch.setattr(os, "sched_getaffinity",
+                        lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert jobs.worker_count(requested, runs) == expected
+
+
 def _break_flock(monkeypatch, behaviour):
     real = fcntl.flock
 
