@@ -9,6 +9,7 @@ loads, and it exports (SavedModel, TFLite, ONNX, `torch.export`,
 """
 
 import keras
+import numpy as np
 
 from keras_sugar import cloning
 from keras_sugar import layers as sugar_layers
@@ -36,17 +37,23 @@ class StripReport:
             (the rows of `sugarify`'s report): its path, form, what it
             computes (`"relu"`, or `"relu6"` for a capped one), and a note
             saying what it held and what Keras computes there now.
+        optimizer: For a compiled model, what became of its optimizer;
+            None otherwise.
     """
 
     def __init__(self, replaced):
         self.replaced = list(replaced)
+        self.optimizer = None
 
     def __len__(self):
         return len(self.replaced)
 
     def __str__(self):
-        return "\n".join([f"strip_sugar: {len(self.replaced)} SugarReLU(s) "
-                          f"-> Keras' own ReLU"] + format_rows(self.replaced))
+        lines = [f"strip_sugar: {len(self.replaced)} SugarReLU(s) -> "
+                 f"Keras' own ReLU"] + format_rows(self.replaced)
+        if self.optimizer:
+            lines.append(f"optimizer: {self.optimizer}")
+        return "\n".join(lines)
 
     __repr__ = __str__
 
@@ -213,8 +220,6 @@ def _strip_wrapper(model, wrapper):
     cloning.copy_weights(running, plain, "strip_sugar")
     # The nodes keep the names (and so the paths) they have now.
     patching.name_nodes(plain, patching.node_names_of(running))
-    if model.compiled:
-        plain.compile_from_config(model.get_compile_config())
     return plain
 
 
@@ -232,6 +237,10 @@ def strip_sugar(model):
     site keeps its path (`keras_sugar.site_map`), and the result loads and
     exports (`model.export`, no call needed first) where
     `keras_sugar` is not installed.
+    A compiled model comes back compiled as it was (loss, metrics), with
+    its optimizer's state (step count, momentum and other slots) carried
+    over, as the report says: evaluating it, saving it or training on
+    gives what the original would.
 
     Args:
         model: A functional or `Sequential` Keras model.
@@ -271,6 +280,42 @@ def strip_sugar(model):
     else:
         plain = cloning.clone(model, _stripped_layer, "strip_sugar")
     _check_plain(before, site_map.read(plain))
+    if model.compiled and not plain.compiled:
+        plain.compile_from_config(model.get_compile_config())
+    if model.compiled and model.optimizer is not None:
+        report.optimizer = _carry_optimizer_state(model, plain)
     model_graph.mark_called(plain)  # Exports with no call first.
     plain.strip_report = report
     return plain
+
+
+def _carry_optimizer_state(model, plain):
+    """Carries each of `model`'s optimizer slots over to `plain`'s copy of
+    its weight (`clone_model` compiles the copy with a fresh optimizer:
+    step 0, no momentum), and says so for the report.
+
+    Both models list their trainable weights in the same order, the
+    stripped one holding copies: each pair is checked to have the same
+    shape and values before the slots are matched by it."""
+    old = model.optimizer
+    name = type(old).__name__
+    if not old.built:
+        return f"{name}, not trained yet (nothing to carry over)"
+    weights = model.trainable_variables
+    copies = plain.trainable_variables
+    if len(weights) != len(copies) or any(
+            tuple(w.shape) != tuple(c.shape) or not np.array_equal(
+                keras.ops.convert_to_numpy(w), keras.ops.convert_to_numpy(c))
+            for w, c in zip(weights, copies)):
+        raise ValueError(
+            f"strip_sugar cannot carry the state of {name} over: the "
+            f"stripped model's trainable weights are not copies of the "
+            f"original's, in its order; nothing was returned.")
+    new = plain.optimizer
+    # Built on the copies in the original's order, the slots line up.
+    new.build(copies)
+    store = {}
+    old.save_own_variables(store)
+    new.load_own_variables(store)
+    step = int(keras.ops.convert_to_numpy(new.iterations))
+    return f"{name}, its state carried over (step {step})"

@@ -25,8 +25,11 @@ import inspect
 import math
 import numbers
 
+from keras import KerasTensor
 from keras import backend
 from keras import ops
+
+from keras_sugar import surrogate_names
 
 # Keyword names that `SugarReLU` and its layer use themselves; a surrogate
 # parameter with one of these names could never be passed through.
@@ -90,6 +93,9 @@ class Surrogate:
                 raise ValueError(
                     f"Surrogate '{name}': the default {key}="
                     f"{self.defaults[key]!r} is not {description}.")
+        for probed in (function, derivative):
+            if probed is not None:
+                _check_elementwise(name, probed, self.defaults)
 
     def resolve_params(self, params):
         """Validates user parameters and fills in the defaults.
@@ -126,6 +132,35 @@ class Surrogate:
 
     def __repr__(self):
         return f"<Surrogate {self.name} {self.defaults}>"
+
+
+# The probe `register` checks a surrogate on: symbolic, so registering
+# computes nothing and initializes no device (a GPU's memory settings and
+# `jax.distributed.initialize` must come before the first computation).
+_PROBE_SHAPE, _PROBE_DTYPE = (2, 3), "float32"
+
+
+def _check_elementwise(name, function, params):
+    """Refuses a function that does not map a tensor to one of the same
+    shape and dtype: a scalar or another shape would be broadcast into the
+    gradient, silently wrong (a constant 7.0 gives 7.0 everywhere)."""
+    probe = KerasTensor(_PROBE_SHAPE, _PROBE_DTYPE)
+    output = function(probe, **params)
+    shape = getattr(output, "shape", None)
+    dtype = getattr(output, "dtype", None)
+    if shape is not None and dtype is not None:
+        shape, dtype = tuple(shape), backend.standardize_dtype(dtype)
+        if shape == _PROBE_SHAPE and dtype == _PROBE_DTYPE:
+            return
+        received = f"a {shape} {dtype} tensor"
+    else:
+        received = repr(output)
+    function_name = getattr(function, "__name__", repr(function))
+    raise ValueError(
+        f"Surrogate '{name}': {function_name}(x) must map a tensor to one "
+        f"of the same shape and dtype, element by element; on a "
+        f"{_PROBE_SHAPE} {_PROBE_DTYPE} probe it gave {received}. Use "
+        f"elementwise keras.ops (no sums, reshapes or casts).")
 
 
 def _checked_constraints(name, constraints):
@@ -206,9 +241,7 @@ _REGISTRY = {}
 _ALIASES = {}
 
 
-def _key(name):
-    """Names are case-, dash-, underscore- and space-insensitive."""
-    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+_key = surrogate_names.key  # Case-, dash-, underscore-insensitive.
 
 
 def register(name, *, derivative=None, constraints=None, aliases=(),
@@ -229,6 +262,13 @@ def register(name, *, derivative=None, constraints=None, aliases=(),
 
     Returns:
         A decorator that registers the function and returns it unchanged.
+
+    Raises:
+        ValueError: Naming the function, when it or `derivative` does not
+            map a tensor to one of the same shape and dtype (checked on a
+            symbolic `(2, 3)` float32 probe, so nothing is computed): a
+            surrogate is elementwise, and a scalar or another shape would
+            be broadcast into wrong gradients.
 
     Example:
 

@@ -2,6 +2,8 @@
 statistics are right. No timing is asserted: speed is measured by
 `keras-sugar bench`, not by tests."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from keras_sugar import implementations
 from keras_sugar.experiments import benchmark
 from keras_sugar.experiments import xla_memory
 from tests.testing import BACKEND
+from tests.testing import command_line as _cli
 
 
 def test_quick_benchmark_measures_every_variant():
@@ -28,16 +31,20 @@ def test_quick_benchmark_measures_every_variant():
             ("serve",) if BACKEND == "tensorflow" else ())
         measures = (("activation",) if label == reference
                     else ("activation", "vgg_step", "mlp_step") + inference)
+        assert tuple(row.timings) == measures
         for measure in measures:
-            timing = row[measure]
-            assert 0 < timing["min_ms"] <= timing["median_ms"] <= (
-                timing["max_ms"])
-            low, high = timing["ratio_relu_iqr"]
-            assert low <= timing["ratio_relu"] <= high
+            timing = row.timings[measure]
+            assert 0 < timing.min_ms <= timing.median_ms <= timing.max_ms
+            low, high = timing.spreads["relu"]
+            assert low <= timing.ratios["relu"] <= high
         if label != reference:
-            assert row["vgg_memory_bytes"] > 0 and row["mlp_memory_bytes"] > 0
+            assert row.memory_bytes["vgg"] > 0 and row.memory_bytes["mlp"] > 0
     # ReLU against itself, round by round: exactly 1.
-    assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
+    assert results["rows"]["relu"].timings["vgg_step"].ratios["relu"] == 1.0
+    # The JSON form --json writes.
+    record = json.loads(json.dumps(benchmark.to_json(results)))
+    assert record["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
+    assert record["rows"]["relu"]["vgg_memory_bytes"] > 0
     table = benchmark.format_table(results)
     assert "sugar/custom_gradient" in table and reference in table
     assert "predict" in table
@@ -45,10 +52,10 @@ def test_quick_benchmark_measures_every_variant():
         # The default converts to ReLU's TFLite operations (fused into the
         # convolutions); the straight-through form keeps the surrogate.
         rows = results["rows"]
-        assert rows["sugar/custom_gradient"]["vgg_tflite_ops"] == (
-            rows["relu"]["vgg_tflite_ops"])
-        assert rows["sugar/straight_through"]["vgg_tflite_ops"] > (
-            rows["relu"]["vgg_tflite_ops"])
+        assert rows["sugar/custom_gradient"].tflite_ops == (
+            rows["relu"].tflite_ops)
+        assert rows["sugar/straight_through"].tflite_ops > (
+            rows["relu"].tflite_ops)
         assert "tflite_ops" in table
 
 
@@ -64,12 +71,12 @@ def test_ratios_are_per_round_medians_with_their_spread():
     seconds = {"relu": [1.0, 2.0, 4.0, 1.0],
                "gelu": [2.0, 4.0, 8.0, 2.0],
                "sugar": [1.1, 2.0, 4.0, 1.5]}  # ratios 1.1, 1, 1, 1.5
-    row = benchmark.summarize(seconds)["sugar"]
-    assert row["ratio_relu"] == pytest.approx(1.05)
-    assert row["ratio_relu_iqr"] == pytest.approx([1.0, 1.2])
-    assert row["ratio_gelu"] == pytest.approx(0.525)
-    assert row["noisy"]  # A spread of 0.2 is too wide.
-    assert not benchmark.summarize(seconds)["relu"]["noisy"]
+    timing = benchmark.summarize(seconds)["sugar"]
+    assert timing.ratios["relu"] == pytest.approx(1.05)
+    assert timing.spreads["relu"] == pytest.approx([1.0, 1.2])
+    assert timing.ratios["gelu"] == pytest.approx(0.525)
+    assert timing.noisy  # A spread of 0.2 is too wide.
+    assert not benchmark.summarize(seconds)["relu"].noisy
 
 
 def test_default_keeps_no_more_than_gelu_for_the_backward_pass():
@@ -80,7 +87,7 @@ def test_default_keeps_no_more_than_gelu_for_the_backward_pass():
     # GELU does (XLA often recomputes relu(x) instead: 1.00x ReLU on the
     # benchmark's full-size VGG on every backend); never more than GELU.
     results = benchmark.run(quick=True, repeats=1)
-    memory = {label: row.get("vgg_memory_bytes")
+    memory = {label: row.memory_bytes.get("vgg")
               for label, row in results["rows"].items()}
     auto = f"sugar/{results['auto']}"
     assert memory["relu"] <= memory[auto] <= memory["gelu"]
@@ -111,3 +118,71 @@ def test_tensorflow_memory_failure_shows_the_childs_error():
     with pytest.raises(RuntimeError, match="(?s)Measuring TensorFlow's "
                        "memory failed.*Unknown surrogate 'no_such'"):
         xla_memory.temp_bytes(["mlp"], "no_such", 8, quick=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "argument --repeats: '0' is not an integer >= 1"),
+    (["--repeats", "-5"], "argument --repeats: '-5' is not an integer >= 1"),
+    (["--batch-size", "0"],
+     "argument --batch-size: '0' is not an integer >= 1"),
+    (["--threads", "0"], "argument --threads: '0' is not an integer >= 1"),
+    (["--threads", "-1"], "argument --threads: '-1' is not an integer >= 1"),
+    (["--surrogate", "nope"], "argument --surrogate: Unknown surrogate "
+     "'nope'. Valid names: ['bsilu', 'elu', 'gelu', 'leaky_relu', 'mish', "
+     "'nelu', 'selu', 'silu']"),
+    (["--json", "/nonexistent/dir/x.json"],
+     "--json /nonexistent/dir/x.json: no folder /nonexistent/dir"),
+])
+def test_bad_arguments_are_one_line_before_any_work(args, message, capsys,
+                                                    monkeypatch):
+    def started(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+
+    monkeypatch.setattr(benchmark, "interleaved", started)
+    status, out, err = _cli(["bench", "--quick", *args], capsys)
+    assert status == 2, err
+    assert message in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_one_settings_object_from_python_and_the_command_line():
+    from keras_sugar.experiments import cli
+    from keras_sugar.experiments.bench_command import BenchSettings
+
+    args = cli.parser().parse_args(["bench", "--quick", "--repeats", "5"])
+    assert BenchSettings.from_args(args) == BenchSettings(quick=True,
+                                                          repeats=5)
+    settings = BenchSettings(quick=True, repeats=5, surrogate="B-SiLU")
+    assert (settings.repeats, settings.batch_size, settings.surrogate) == (
+        5, 8, "bsilu")  # An explicit value kept, an unset one --quick's.
+    full = BenchSettings()
+    assert (full.repeats, full.batch_size) == (30, 64)
+    for bad, message in [(dict(repeats=0), "repeats=0"),
+                         (dict(batch_size=-1), "batch_size=-1"),
+                         (dict(threads=0), "threads=0"),
+                         (dict(surrogate="nope"), "Unknown surrogate")]:
+        with pytest.raises(ValueError, match=message):
+            benchmark.run(**bad)
+
+
+def test_json_to_a_folder_is_refused_before_any_work(tmp_path, capsys,
+                                                     monkeypatch):
+    monkeypatch.setattr(benchmark, "interleaved", None)
+    status, out, err = _cli(["bench", "--quick", "--json", str(tmp_path)],
+                            capsys)
+    assert status == 2 and out == ""
+    assert f"--json {tmp_path} is a folder" in err
+
+
+def test_command_line_writes_the_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    status, out, err = _cli(["bench", "--quick", "--repeats", "1",
+                             "--batch-size", "2", "--json", str(path)],
+                            capsys)
+    assert status in (0, None), err
+    assert f"wrote {path}" in out
+    with open(path) as f:
+        results = json.load(f)
+    assert (results["repeats"], results["batch_size"]) == (1, 2)
+    assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
+    assert "sugar/custom_gradient" in out

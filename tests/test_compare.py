@@ -2,6 +2,7 @@
 model across seeds, files written as runs end, resume, argument checks and
 the command line."""
 
+import errno
 import gc
 import json
 import os
@@ -22,6 +23,9 @@ from keras_sugar.experiments import datasets
 from keras_sugar.experiments import interruption
 from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_settings import Settings
+from keras_sugar.experiments.run_result import RunResult
+from tests.testing import command_line as _cli
+from tests.testing import trained_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,48 +50,64 @@ def test_bad_specs(spec, match):
         compare.parse_activation(spec)
 
 
+def _settings(spec="relu", model="mlp", **kwargs):
+    """The settings of a small comparison of `spec`: `Settings.create`'s
+    keywords (model keywords among them)."""
+    return Settings.create("digits", model=model, activations=(spec,),
+                           **kwargs)
+
+
+def _trainer(data, spec="relu", model="mlp", **kwargs):
+    settings = _settings(spec, model, **kwargs)
+    return compare.Trainer(data, settings, settings.specs[0])
+
+
 def test_one_run_reports_what_the_model_does():
     data = datasets.load("digits")
-    result = compare.train_once(data, "mlp", "sugar:bsilu", seed=0, epochs=2,
-                                batch_size=64, lr=0.1, verbose=0, depth=2,
-                                units=32)
-    assert result["test_accuracy"] > 0.5  # digits is easy
-    assert 0.0 <= result["dead_units"] <= 1.0
-    assert 0.0 < result["sparsity"] < 1.0
-    assert len(result["curves"]["val_accuracy"]) == 2
+    settings = _settings("sugar:bsilu", epochs=2, batch_size=64, lr=0.1,
+                         depth=2, units=32)
+    result = compare.train_once(data, settings, settings.specs[0], seed=0,
+                                verbose=0)
+    assert result.key == ("sugar:bsilu", 0)
+    assert result.test_accuracy > 0.5  # digits is easy
+    assert 0.0 <= result.dead_units <= 1.0
+    assert 0.0 < result.sparsity < 1.0
+    assert len(result.curves["val_accuracy"]) == 2
     # The test accuracy is the model's, evaluated after training.
-    trainer = compare.Trainer(data, "mlp", "sugar:bsilu", 0.1, 0.9,
-                              depth=2, units=32)
-    trainer.run(0, 2, 64, verbose=0)
+    trainer = compare.Trainer(data, settings, settings.specs[0])
+    trainer.run(0, verbose=0)
     _, accuracy = trainer.model.evaluate(data.x_test, data.y_test, verbose=0)
-    assert result["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
-    gelu = compare.train_once(data, "mlp", "gelu", seed=0, epochs=1,
-                              batch_size=64, lr=0.1, verbose=0, depth=2,
-                              units=32)
-    assert gelu["dead_units"] is None  # GELU has no rectified units
+    assert result.test_accuracy == pytest.approx(accuracy, abs=1e-6)
+    gelu = _settings("gelu", epochs=1, batch_size=64, lr=0.1, depth=2,
+                     units=32)
+    gelu = compare.train_once(data, gelu, gelu.specs[0], seed=0, verbose=0)
+    assert gelu.dead_units is None  # GELU has no rectified units
+    # Its JSON form is what runs.jsonl and results.json hold.
+    assert RunResult.from_json(json.loads(json.dumps(
+        result.to_json()))) == result
 
 
 def test_a_reused_model_trains_exactly_like_a_fresh_one():
     # Compiled once per activation, reset per seed: the run must be the
     # one a new model would make (weights, optimizer state and batches).
     data = datasets.load("digits")
-    kwargs = dict(depth=2, units=32)
-    reused = compare.Trainer(data, "mlp", "sugar:elu", 0.05, 0.9, **kwargs)
-    reused.run(0, 2, 64, verbose=0)
-    second = reused.run(1, 2, 64, verbose=0)
-    fresh = compare.Trainer(data, "mlp", "sugar:elu", 0.05, 0.9, **kwargs)
-    alone = fresh.run(1, 2, 64, verbose=0)
+    kwargs = dict(lr=0.05, epochs=2, batch_size=64, depth=2, units=32)
+    reused = _trainer(data, "sugar:elu", **kwargs)
+    reused.run(0, verbose=0)
+    second = reused.run(1, verbose=0)
+    fresh = _trainer(data, "sugar:elu", **kwargs)
+    alone = fresh.run(1, verbose=0)
     for a, b in zip(reused.model.get_weights(), fresh.model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert second["curves"] == alone["curves"]
+    assert second.curves == alone.curves
 
 
 def test_same_seed_same_initial_weights_for_every_activation():
     data = datasets.load("digits")
     weights = []
     for spec in ("relu", "sugar:elu"):
-        trainer = compare.Trainer(data, "vgg", spec, 0.01, 0.9,
-                                  layout=[4, "M", 8], width=1.0)
+        trainer = _trainer(data, spec, "vgg", lr=0.01, layout=[4, "M", 8],
+                           width=1.0)
         trainer.reset(3)
         weights.append(trainer.model.get_weights())
     for a, b in zip(*weights):
@@ -116,28 +136,35 @@ def test_python_run_uses_the_command_line_defaults(monkeypatch):
     assert settings.activations == ("relu", "gelu")
 
 
+def _record(activation, seed):
+    return RunResult(activation, seed, 0.9, 0.3, 0.1, 0.5, 1, 0.9, 1.0, 2.0,
+                     {"loss": [0.3]})
+
+
 def test_a_run_appended_after_a_torn_line_starts_its_own(tmp_path):
     """A process killed while writing leaves a line without its end; the
     next process's record must not be glued onto it (and lost)."""
     folder = results_folder.ResultsFolder(str(tmp_path))
-    first = {"activation": "relu", "seed": 0}
+    first = _record("relu", 0)
     with open(folder.file(results_folder.RUNS), "w") as f:
-        f.write(json.dumps(first) + "\n" + '{"activation": "gelu", "se')
-    second = {"activation": "relu", "seed": 1}
+        f.write(json.dumps(first.to_json()) + "\n"
+                + '{"activation": "gelu", "se')
+    second = _record("relu", 1)
     folder.append(second)
     assert folder.runs() == [first, second]
     with open(folder.file(results_folder.RUNS)) as f:
-        assert f.read() == json.dumps(first) + "\n" + json.dumps(second) + "\n"
+        assert f.read() == "".join(json.dumps(run.to_json()) + "\n"
+                                   for run in (first, second))
 
 
 def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
         tmp_path, monkeypatch):
     out = str(tmp_path / "results")
     specs = ("relu", "sugar:bsilu")
-    summary, runs = compare.run("digits", activations=specs, seeds=(0, 1),
-                                out=out, verbose=0, **_small())
+    summary, runs = compare.run(data="digits", activations=specs,
+                                seeds=(0, 1), out=out, verbose=0, **_small())
     folder = results_folder.ResultsFolder(out)
-    assert [(r["activation"], r["seed"]) for r in folder.runs()] == [
+    assert [r.key for r in folder.runs()] == [
         ("relu", 0), ("relu", 1), ("sugar:bsilu", 0), ("sugar:bsilu", 1)]
     with open(os.path.join(out, "results.json")) as f:
         saved = json.load(f)
@@ -148,27 +175,21 @@ def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
         lines = f.read().splitlines()
     with open(folder.file(results_folder.RUNS), "w") as f:
         f.write(lines[0] + "\n" + lines[1][:40])
-    trained = []
-    original = compare.Trainer.run
-
-    def counting_run(self, seed, *args, **kwargs):
-        trained.append((self.spec, seed))
-        return original(self, seed, *args, **kwargs)
-
-    monkeypatch.setattr(compare.Trainer, "run", counting_run)
+    trained = trained_runs(monkeypatch)
     with pytest.raises(ValueError, match="already holds a comparison"):
-        compare.run("digits", activations=specs, seeds=(0, 1), out=out,
+        compare.run(data="digits", activations=specs, seeds=(0, 1), out=out,
                     verbose=0, **_small())
-    _, resumed = compare.run("digits", activations=specs, seeds=(0, 1),
+    _, resumed = compare.run(data="digits", activations=specs, seeds=(0, 1),
                              out=out, resume=True, verbose=0, **_small())
     assert trained == [("relu", 1), ("sugar:bsilu", 0), ("sugar:bsilu", 1)]
-    assert resumed[0] == json.loads(lines[0])  # The finished run is kept.
+    # The finished run is kept.
+    assert resumed[0] == RunResult.from_json(json.loads(lines[0]))
     # Same seeds, same data order: the rerun runs are the same runs.
     for before, after in zip(runs[1:], resumed[1:]):
-        assert after["curves"] == before["curves"]
+        assert after.curves == before.curves
     # Nothing missing: resume only rebuilds the table and files.
     trained.clear()
-    compare.run("digits", activations=specs, seeds=(0, 1), out=out,
+    compare.run(data="digits", activations=specs, seeds=(0, 1), out=out,
                 resume=True, verbose=0, **_small())
     assert trained == []
 
@@ -180,16 +201,17 @@ def _small():
 
 def test_resume_with_other_settings_names_them(tmp_path):
     out = str(tmp_path / "results")
-    compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+    compare.run(data="digits", activations=("relu",), seeds=(0,), out=out,
                 verbose=0, **_small())
     with pytest.raises(ValueError, match=r"epochs: 1 on disk, 2 now"):
-        compare.run("digits", activations=("relu",), seeds=(0,), out=out,
-                    resume=True, verbose=0, **{**_small(), "epochs": 2})
+        compare.run(data="digits", activations=("relu",), seeds=(0,),
+                    out=out, resume=True, verbose=0,
+                    **{**_small(), "epochs": 2})
     # --overwrite starts over.
-    compare.run("digits", activations=("gelu",), seeds=(0,), out=out,
+    compare.run(data="digits", activations=("gelu",), seeds=(0,), out=out,
                 overwrite=True, verbose=0, **_small())
     runs = results_folder.ResultsFolder(out).runs()
-    assert [r["activation"] for r in runs] == ["gelu"]
+    assert [r.activation for r in runs] == ["gelu"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -197,8 +219,10 @@ def test_resume_with_other_settings_names_them(tmp_path):
     (dict(batch_size=2.5), r"batch_size=2.5"),
     (dict(lr=float("nan")), r"lr must be a finite number >= 0"),
     (dict(momentum=1.5), r"momentum must be a number in \[0, 1\]"),
-    (dict(seeds=()), r"seeds must be a count >= 1 .* or a list of "
-     r"distinct integer seeds"),
+    (dict(seeds=()), r"seeds must be a count from 1 to 10000 .* or a list "
+     r"of distinct integer seeds from 0 to 4294967295"),
+    (dict(seeds=5_000_000_000), r"Received: seeds=5000000000"),
+    (dict(seeds=(0, -5)), r"Received: seeds=\(0, -5\)"),
     (dict(seeds=(1, 1)), r"seeds must be .* distinct integer seeds"),
     (dict(activations=("relu", "sugar:nope")), r"Unknown surrogate 'nope'"),
     (dict(activations=()), r"at least one activation"),
@@ -222,17 +246,7 @@ def test_a_model_that_cannot_take_the_data_fails_before_training(tmp_path):
              x_test=np.zeros((2, 2, 2, 2, 2)), y_test=[0, 1])
     with pytest.raises(ValueError, match=r"Received: input_shape=\(2, 2, 2, "
                        r"2\)"):
-        compare.prepare(str(path), model="vgg")
-
-
-def _cli(args, capsys):
-    """Runs the command in this process; returns (status, stdout, stderr)."""
-    try:
-        status = cli.main(args)
-    except SystemExit as exit:
-        status = exit.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+        compare.prepare(Settings.create(str(path), model="vgg"))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -241,11 +255,14 @@ def _cli(args, capsys):
     (["--lr", "nan"], "argument --lr: 'nan' is not a finite number >= 0"),
     (["--lr", "-1"], "argument --lr: '-1' is not a finite number >= 0"),
     (["--momentum", "2"], "argument --momentum: '2' is not a number in"),
-    (["--seeds", "0"], "argument --seeds: '0' is not a count >= 1"),
-    (["--seeds", "1,1"], "argument --seeds: '1,1' is not a count >= 1 (3 = "
-     "seeds 0, 1, 2) or a list of distinct integer seeds"),
+    (["--seeds", "0"], "argument --seeds: '0' is not a count from 1 to "
+     "10000"),
+    (["--seeds", "1,1"], "argument --seeds: '1,1' is not a count from 1 to "
+     "10000 (3 = seeds 0, 1, 2) or a list of distinct integer seeds from 0 "
+     "to 4294967295"),
     (["--model-kwargs", "layout=vgg99"], "Unknown VGG layout 'vgg99'"),
-    (["--model-kwargs", "width=0"], "width must be a number > 0"),
+    (["--model-kwargs", "width=0"], "model 'vgg' takes width as a number "
+     "> 0 (default 0.125). Received: width=0"),
     (["--resume"], "--resume and --overwrite need --out."),
     (["--preset", "paper-vgg99"], "argument --preset: invalid choice"),
     (["--data", "nowhere/data.npz"], "No such data file or folder"),
@@ -264,6 +281,106 @@ def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     assert status == 2
     assert message in err
     assert "Traceback" not in err and "run 1/" not in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0,-5"], "argument --seeds: '0,-5': seed -5 is not an "
+     "integer from 0 to 4294967295"),
+    (["--seeds", "4294967296,1"], "argument --seeds: '4294967296,1': seed "
+     "4294967296 is not an integer from 0 to 4294967295"),
+    (["--seeds", "-1"], "argument --seeds: '-1': seed -1 is not an integer "
+     "from 0 to 4294967295"),
+    (["--seeds", "5000000000"], "argument --seeds: '5000000000' is too "
+     "many seeds: a count is at most 10000"),
+    (["--model", "mlp", "--model-kwargs", "depth=1.5"],
+     "model 'mlp' takes depth as an integer >= 1 (default 4). Received: "
+     "depth=1.5"),
+    (["--model", "vgg", "--model-kwargs", "layout=3"],
+     "model 'vgg' takes layout as a layout name or a list like [64, 'M', "
+     "128] (default 'vgg16'). Received: layout=3"),
+    (["--model", "mlp", "--model-kwargs", "units=0"],
+     "model 'mlp' takes units as an integer >= 1"),
+])
+def test_bad_arguments_are_one_line_before_keras_starts(args, message,
+                                                        capsys, monkeypatch):
+    monkeypatch.setattr(compare.Trainer, "run", None)  # Must not be reached.
+    status, out, err = _cli(["compare", "--data", "digits", *args], capsys)
+    assert status == 2, err
+    assert message in err
+    assert "Traceback" not in err and "starting Keras" not in out
+
+
+def test_an_explicit_model_replaces_the_presets_model_and_its_keywords():
+    from keras_sugar.experiments.compare_command import PRESETS
+
+    def settings(*args):
+        return Settings.from_args(
+            cli.parser().parse_args(["compare", *args]), PRESETS)
+
+    preset = ["--preset", "paper-vgg16-cifar10"]
+    assert settings(*preset).model_kwargs == {"layout": "vgg16",
+                                             "width": 1.0}
+    other = settings(*preset, "--model", "mlp")
+    assert (other.model, other.model_kwargs) == ("mlp", {})
+    assert (other.data, other.lr) == ("cifar10", 0.001)  # The rest stays.
+    assert settings(*preset, "--model", "mlp", "--model-kwargs",
+                    "depth=2").model_kwargs == {"depth": 2}
+    # The preset's own model keeps its keywords, merged with the flag's.
+    assert settings(*preset, "--model", "vgg", "--model-kwargs",
+                    "width=0.5").model_kwargs == {"layout": "vgg16",
+                                                  "width": 0.5}
+
+
+# The command with a limit on the size of the files it writes: a write
+# past it fails (EFBIG, "File too large") as on a full disk, partly
+# written, wherever it comes from.
+_WRITE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # Fail the write, not exit.
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from keras_sugar.experiments import cli
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX limits")
+@pytest.mark.parametrize("name, kept", [
+    ("runs.jsonl", 1),  # The second run cannot be appended.
+    ("results.json", 2),  # Every run is on disk, the table is not.
+])
+def test_a_full_disk_is_one_line_and_loses_no_finished_run(
+        tmp_path, capsys, name, kept):
+    command = ["compare", "--data", "digits", "--model", "mlp",
+               "--model-kwargs", "depth=1,units=8", "--epochs", "3",
+               "--seeds", "2", "--activations", "relu", "--quiet"]
+    # How long one run's line is, to set the limit between two files.
+    measured = tmp_path / "measured"
+    assert cli.main([*command, "--seeds", "1", "--out", str(measured)]) == 0
+    line = len((measured / "runs.jsonl").read_bytes())
+    config = len((measured / "config.json").read_bytes())
+    limit = line * 3 // 2 if name == "runs.jsonl" else 2 * line + 100
+    assert config < limit < len((measured / "results.json").read_bytes())
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITE_LIMITED, str(limit), *command,
+         "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+        timeout=600)
+    err = proc.stderr
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"Cannot write {out / name}: [Errno "
+                           f"{errno.EFBIG}] File too large."), last
+    assert last.endswith(f"Finished runs: {kept} of 2, kept in "
+                         f"{out / 'runs.jsonl'}: make room, then run the "
+                         f"same command with --resume."), last
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    assert (out / "runs.jsonl").read_text().count("\n") == kept
+    assert len(results_folder.ResultsFolder(str(out)).runs()) == kept
+    assert _cli([*command, "--out", str(out), "--resume"], capsys)[0] == 0
+    assert len(results_folder.ResultsFolder(str(out)).runs()) == 2
+    assert (out / "results.json").exists()
 
 
 def test_out_must_be_a_writable_folder_not_overwritten(tmp_path, capsys):
@@ -515,8 +632,8 @@ def test_a_ctrl_c_python_would_drop_still_stops_the_run(monkeypatch):
     # KeyboardInterrupt of a Ctrl-C as "Exception ignored" and goes on:
     # the command records the Ctrl-C instead, and stops at the next batch.
     data = datasets.load("digits")
-    trainer = compare.Trainer(data, "mlp", "relu", 0.05, 0.9, depth=1,
-                              units=8)
+    trainer = _trainer(data, "relu", lr=0.05, epochs=3, batch_size=64,
+                       depth=1, units=8)
     batches = []
 
     def ctrl_c_inside_gc(phase, info):
@@ -537,7 +654,7 @@ def test_a_ctrl_c_python_would_drop_still_stops_the_run(monkeypatch):
         interruption.install()
         try:
             with pytest.raises(interruption.Interrupted):
-                trainer.run(0, 3, 64, verbose=0)
+                trainer.run(0, verbose=0)
         finally:
             interruption.uninstall()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -551,24 +668,24 @@ def test_the_transformer_compares_gelu_with_sugar_nelu():
     data = datasets.load("mnist1d")
     kwargs = dict(num_layers=1, hidden_dim=8, num_heads=2,
                   intermediate_dim=16)
-    trainer = compare.Trainer(data, "transformer", "sugar:nelu:alpha=0.01",
-                              0.005, 0.9, **kwargs)
+    trainer = _trainer(data, "sugar:nelu:alpha=0.01", "transformer",
+                       lr=0.005, epochs=2, batch_size=256, **kwargs)
     (feedforward,) = [layer for layer in trainer.model.layers
                       if layer.name == "block_0_feedforward"]
     assert feedforward.activation == SugarReLU("nelu", alpha=0.01)
-    result = trainer.run(0, 2, 256, verbose=0)
-    assert np.isfinite(result["curves"]["loss"]).all()
-    assert result["curves"]["loss"][1] < result["curves"]["loss"][0]
-    assert 0.0 <= result["dead_units"] <= 1.0
-    gelu = compare.train_once(data, "transformer", "gelu", 0, 1, 256, 0.005,
-                              verbose=0, **kwargs)
-    assert gelu["dead_units"] is None
+    result = trainer.run(0, verbose=0)
+    assert np.isfinite(result.curves["loss"]).all()
+    assert result.curves["loss"][1] < result.curves["loss"][0]
+    assert 0.0 <= result.dead_units <= 1.0
+    gelu = _trainer(data, "gelu", "transformer", lr=0.005, epochs=1,
+                    batch_size=256, **kwargs).run(0, verbose=0)
+    assert gelu.dead_units is None
 
 
 def test_the_progress_bar_counts_the_epochs_of_the_run(capsys):
     data = datasets.load("digits")
-    compare.train_once(data, "mlp", "relu", 0, 3, 256, 0.05, verbose=2,
-                       depth=1, units=8)
+    _trainer(data, "relu", lr=0.05, epochs=3, batch_size=256, depth=1,
+             units=8).run(0, verbose=2)
     out = capsys.readouterr().out
     assert "Epoch 2/3" in out and "Epoch 3/3" in out
     assert "Epoch 2/2" not in out
@@ -578,21 +695,26 @@ def _keys(runs):
     return sorted((run["activation"], run["seed"]) for run in runs)
 
 
+def _run_keys(runs):
+    return sorted(run.key for run in runs)
+
+
 def test_jobs_2_trains_the_same_runs_as_one_process(tmp_path, capfd):
     settings = dict(activations=("relu", "sugar:bsilu"), seeds=(0, 1),
                     verbose=0, **_small())
-    _, alone = compare.run("digits", out=str(tmp_path / "one"), **settings)
-    _, shared = compare.run("digits", out=str(tmp_path / "two"), jobs=2,
-                            **settings)
+    _, alone = compare.run(data="digits", out=str(tmp_path / "one"),
+                           **settings)
+    _, shared = compare.run(data="digits", out=str(tmp_path / "two"),
+                            jobs=2, **settings)
     out = capfd.readouterr().out  # The workers write to the file itself.
     assert "[worker 1] run " in out and "[worker 2] run " in out
     on_disk = results_folder.ResultsFolder(str(tmp_path / "two")).runs()
-    assert _keys(on_disk) == _keys(alone)  # Each run once, none lost.
-    by_key = {(r["activation"], r["seed"]): r for r in shared}
+    assert _run_keys(on_disk) == _run_keys(alone)  # Each once, none lost.
+    by_key = {run.key: run for run in shared}
     for run in alone:  # Bit for bit, run by run.
-        other = by_key[run["activation"], run["seed"]]
-        assert other["curves"] == run["curves"]
-        assert other["test_accuracy"] == run["test_accuracy"]
+        other = by_key[run.key]
+        assert other.curves == run.curves
+        assert other.test_accuracy == run.test_accuracy
     assert (tmp_path / "two" / "results.json").exists()
 
 
@@ -645,7 +767,7 @@ def test_a_process_killed_mid_run_loses_only_that_run(tmp_path):
         proc.kill()
         proc.wait()
     folder = results_folder.ResultsFolder(str(out))
-    assert _keys(folder.runs()) == [("relu", 0)]
+    assert _run_keys(folder.runs()) == [("relu", 0)]
     resumed = subprocess.run(_command(out, "--epochs", "30", "--resume"),
                              capture_output=True, text=True, cwd=ROOT,
                              timeout=600)
@@ -657,16 +779,16 @@ def test_a_process_killed_mid_run_loses_only_that_run(tmp_path):
 
 def test_the_epoch_is_chosen_on_a_validation_split(tmp_path):
     data = datasets.hold_out(datasets.load("digits"), 0.1)
-    trainer = compare.Trainer(data, "mlp", "relu", 0.05, 0.9, depth=2,
-                              units=16)
-    result = trainer.run(0, 4, 128, verbose=0)
-    curves = result["curves"]
+    trainer = _trainer(data, "relu", lr=0.05, epochs=4, batch_size=128,
+                       depth=2, units=16)
+    result = trainer.run(0, verbose=0)
+    curves = result.curves
     best = int(np.argmax(curves["val_accuracy"]))  # Validation, not test.
-    assert result["epoch"] == best + 1
-    assert result["test_accuracy"] == pytest.approx(
+    assert result.epoch == best + 1
+    assert result.test_accuracy == pytest.approx(
         curves["test_accuracy"][best], abs=0)
-    assert result["last_test_accuracy"] == curves["test_accuracy"][-1]
-    assert result["dead_units"] == curves["dead_units"][best]
+    assert result.last_test_accuracy == curves["test_accuracy"][-1]
+    assert result.dead_units == curves["dead_units"][best]
     # The test curve is the test split's: the model after the last epoch.
     _, accuracy = trainer.model.evaluate(data.x_test, data.y_test, verbose=0)
     assert curves["test_accuracy"][-1] == pytest.approx(accuracy, abs=1e-6)
@@ -675,18 +797,19 @@ def test_the_epoch_is_chosen_on_a_validation_split(tmp_path):
 def test_mnist5k_trains_on_a_slice():
     data = datasets.load("mnist5k")
     data.x_train, data.y_train = data.x_train[:1024], data.y_train[:1024]
-    result = compare.Trainer(data, "vgg", "sugar:bsilu", 0.05, 0.9,
-                             layout=[4, "M", 8, "M"], width=1.0,
-                             dense_units=32).run(0, 3, 64, verbose=0)
-    assert result["curves"]["loss"][1] < result["curves"]["loss"][0]
-    assert result["test_accuracy"] > 0.2  # Chance is 0.1.
+    result = _trainer(data, "sugar:bsilu", "vgg", lr=0.05, epochs=3,
+                      batch_size=64, layout=[4, "M", 8, "M"], width=1.0,
+                      dense_units=32).run(0, verbose=0)
+    assert result.curves["loss"][1] < result.curves["loss"][0]
+    assert result.test_accuracy > 0.2  # Chance is 0.1.
 
 
 def test_resume_refuses_another_validation_split(tmp_path):
     # The epoch a run reports depends on it: runs of both cannot mix.
     out = str(tmp_path / "results")
-    compare.run("digits", activations=("relu",), seeds=(0,), out=out,
+    compare.run(data="digits", activations=("relu",), seeds=(0,), out=out,
                 verbose=0, validation=0, **_small())
     with pytest.raises(ValueError, match=r"validation: 0 on disk, 0.1 now"):
-        compare.run("digits", activations=("relu",), seeds=(0,), out=out,
-                    resume=True, verbose=0, validation=0.1, **_small())
+        compare.run(data="digits", activations=("relu",), seeds=(0,),
+                    out=out, resume=True, verbose=0, validation=0.1,
+                    **_small())

@@ -9,6 +9,7 @@ import pytest
 
 from keras_sugar import surrogates
 from tests import reference
+from tests.testing import command_line as _cli
 
 plots = pytest.importorskip("keras_sugar.plots")
 pytest.importorskip("matplotlib")
@@ -129,3 +130,43 @@ def test_drawing_leaves_the_users_matplotlib_alone(tmp_path):
     finally:
         plt.close("all")
         plt.switch_backend("agg")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--surrogates", "nope"], "argument --surrogates: Unknown surrogate "
+     "'nope'. Valid names: ['bsilu', 'elu'"),
+    (["--surrogates", ","], "argument --surrogates: ',' names no "
+     "surrogate"),
+    (["--surrogates", "elu,,nelu"], "argument --surrogates: 'elu,,nelu' "
+     "has an empty name"),
+    (["--out", "x.txt"], "--out x.txt: 'txt' is not an image format "
+     "matplotlib writes; use one of: "),
+    (["--out", "figure"], "--out figure: the file name needs an image "
+     "extension, e.g. figure.png"),
+    (["--out", ""], "--out '': give the file to write, e.g. "
+     "surrogates.png"),
+    (["--out", "/proc/x.png"], "--out /proc/x.png cannot be written: "),
+])
+def test_bad_arguments_are_one_line_before_any_work(args, message, capsys,
+                                                    monkeypatch):
+    monkeypatch.setattr(plots, "plot_surrogates", None)  # Not reached.
+    status, out, err = _cli(["plot", *args], capsys)
+    assert status == 2, err
+    assert message in err, err
+    assert "Traceback" not in err and out == ""
+
+
+def test_without_matplotlib_plot_is_one_line(tmp_path, capsys, monkeypatch):
+    import sys
+
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # Not installed.
+    status, out, err = _cli(["plot", "--out", str(tmp_path / "s.png")],
+                            capsys)
+    assert status == 2 and out == ""
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(
+        "error: plot needs matplotlib: pip install 'keras-sugar[plot]'")
+    assert not (tmp_path / "s.png").exists()

@@ -308,3 +308,42 @@ class TestRefusals:
     def test_not_a_model(self):
         with pytest.raises(TypeError, match="takes a Keras model"):
             strip_sugar("model.keras")
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+    lambda: keras.optimizers.Adam(0.01)], ids=["SGD", "Adam"])
+def test_a_compiled_model_keeps_its_optimizer_state(optimizer):
+    """A trained, compiled model comes back compiled as it was, its
+    optimizer's state (step count, momentum) carried over: a fresh
+    optimizer would silently restart from step 0 without momentum."""
+    model = sugarify(zoo.every_form(), "nelu")
+    model.compile(optimizer=optimizer(), loss="mse", metrics=["mae"])
+    x = sample(model, batch=8)
+    y = np.ones((8, 2), "float32")
+    model.fit(x, y, epochs=3, batch_size=4, verbose=0)
+    plain = check_strip(model)
+    assert plain.compiled
+    assert int(plain.optimizer.iterations) == 6
+    before, after = model.optimizer.variables, plain.optimizer.variables
+    assert len(before) == len(after)
+    for old, new in zip(before, after):
+        assert tuple(old.shape) == tuple(new.shape), (old.path, new.path)
+        np.testing.assert_array_equal(to_numpy(old), to_numpy(new),
+                                      err_msg=old.path)
+    # Each momentum is its own weight's: the weights are in the same
+    # order, each with its momentum's shape.
+    for old, new in zip(model.trainable_variables,
+                        plain.trainable_variables, strict=True):
+        np.testing.assert_array_equal(to_numpy(old), to_numpy(new))
+    assert plain.evaluate(x, y, verbose=0, return_dict=True) == (
+        model.evaluate(x, y, verbose=0, return_dict=True))
+    name = type(model.optimizer).__name__
+    assert f"optimizer: {name}, its state carried over (step 6)" in str(
+        plain.strip_report)
+
+
+def test_an_uncompiled_model_stays_uncompiled():
+    plain = strip_sugar(sugarify(zoo.every_form()))
+    assert not plain.compiled
+    assert "optimizer" not in str(plain.strip_report)

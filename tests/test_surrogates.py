@@ -1,11 +1,15 @@
 """The registry: names, aliases, parameters, user-defined surrogates."""
 
+import re
+import sys
+
 import numpy as np
 import pytest
 from keras import ops
 
 import keras_sugar
 from keras_sugar import SugarReLU
+from keras_sugar import surrogate_names
 from keras_sugar import surrogates
 from tests.testing import value_and_gradient
 
@@ -205,3 +209,54 @@ def test_integer_parameters_stay_integers(scratch_registry):
 def test_public_api():
     assert keras_sugar.SugarReLU is SugarReLU
     assert callable(keras_sugar.sugar_relu)
+
+
+@pytest.mark.parametrize("body, received", [
+    (lambda x: ops.sum(x) * 0.0 + 7.0, "a () float32 tensor"),
+    (lambda x: 7.0, "7.0"),
+    (lambda x: ops.reshape(x, (-1,)), "a (6,) float32 tensor"),
+    (lambda x: ops.cast(x, "float16"), "a (2, 3) float16 tensor"),
+])
+def test_a_surrogate_that_is_not_elementwise_is_refused_by_name(body,
+                                                                received):
+    """A scalar or another shape would broadcast into wrong gradients
+    (7.0 everywhere), silently: register checks on a small probe."""
+    def not_elementwise(x, beta=1.0):
+        return body(x)
+
+    before = _registry_state()
+    with pytest.raises(ValueError, match=(
+            r"Surrogate 'not_elementwise': not_elementwise\(x\) must map a "
+            r"tensor to one of the same shape and dtype, element by "
+            r"element; on a \(2, 3\) float32 probe it gave " + re.escape(
+                received))):
+        surrogates.register("not_elementwise")(not_elementwise)
+    assert _registry_state() == before
+
+
+def test_a_derivative_that_is_not_elementwise_is_refused_by_name():
+    def constant_slope(x, beta=1.0):
+        return 0.5
+
+    before = _registry_state()
+    with pytest.raises(ValueError, match=r"Surrogate 'half': constant_slope"
+                       r"\(x\) must map a tensor"):
+        @surrogates.register("half", derivative=constant_slope)
+        def half(x, beta=1.0):
+            return 0.5 * x
+    assert _registry_state() == before
+
+
+def test_the_command_lines_names_are_the_registrys(monkeypatch):
+    # The command checks a name before Keras starts, from its own list.
+    assert sorted(surrogate_names.BUILTIN_ALIASES) == list(
+        surrogates.BUILTINS)
+    names = {alias: surrogates.get(alias).name
+             for name, aliases in surrogate_names.BUILTIN_ALIASES.items()
+             for alias in (name, *aliases)}
+    monkeypatch.delitem(sys.modules, "keras_sugar.surrogates")
+    for alias, name in names.items():
+        assert surrogate_names.canonical(alias) == name
+    with pytest.raises(ValueError, match=r"Unknown surrogate 'nope'. Valid "
+                       r"names: \['bsilu', 'elu'"):
+        surrogate_names.canonical("nope")

@@ -1,4 +1,5 @@
-"""Test helpers: gradients and compilation per backend, save/load round trips.
+"""Test helpers: gradients and compilation per backend, save/load round trips,
+the command line run in this process.
 
 This is the only module that imports backend libraries directly: Keras has
 no backend-agnostic `grad`, and tests need one.
@@ -226,3 +227,32 @@ def forward_mode_derivative(fn, x):
         t = torch.as_tensor(x)
         return to_numpy(torch.func.jvp(fn, (t,), (torch.ones_like(t),))[1])
     raise NotImplementedError(BACKEND)
+
+
+def command_line(args, capsys):
+    """Runs the `keras-sugar` command in this process; returns `(status,
+    stdout, stderr)`, the status as the process would exit with."""
+    from keras_sugar.experiments import cli
+
+    try:
+        status = cli.main(args)
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def trained_runs(monkeypatch):
+    """A list that gets the `(activation, seed)` of every run
+    `compare.Trainer` trains from now on, in order."""
+    from keras_sugar.experiments import compare
+
+    trained = []
+    original = compare.Trainer.run
+
+    def run(self, seed, *args, **kwargs):
+        trained.append((self.spec.text, seed))
+        return original(self, seed, *args, **kwargs)
+
+    monkeypatch.setattr(compare.Trainer, "run", run)
+    return trained

@@ -262,9 +262,40 @@ def builder_defaults(name):
     return {p.name: p.default for p in parameters[3:]}
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What a builder keyword takes, from its default's type (`layout` also
+# takes a list of filters and "M").
+_KINDS = {
+    int: (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    float: (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    str: (lambda v: isinstance(v, str), "a string"),
+    tuple: (lambda v: isinstance(v, (tuple, list)) and len(v) >= 1
+            and all(_is_int(x) and x >= 1 for x in v),
+            "a list of integers >= 1"),
+}
+_LAYOUT = (lambda v: isinstance(v, str) or isinstance(v, (tuple, list))
+           and all(x == "M" or _is_int(x) and x >= 1 for x in v),
+           "a layout name or a list like [64, 'M', 128]")
+
+
+def _keyword_kind(key, default):
+    """`(predicate, description)` of what keyword `key` takes."""
+    if key == "layout":
+        return _LAYOUT
+    return _KINDS[str if default is None else type(default)]
+
+
 def check(name, kwargs):
-    """Fails on an unknown builder or keyword, a VGG layout name that does
-    not exist or a width that is not positive, before anything is built.
+    """Fails on an unknown builder or keyword, a keyword of another type
+    than its default's (or not positive), or a VGG layout name that does
+    not exist, before anything is built.
 
     Example:
 
@@ -273,6 +304,10 @@ def check(name, kwargs):
     Traceback (most recent call last):
     ...
     ValueError: Unknown keyword(s) ['width'] for model 'mlp'. Its keywords and defaults: {'depth': 4, 'units': 256, 'name': 'mlp'}.
+    >>> check("mlp", {"depth": 1.5})
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'mlp' takes depth as an integer >= 1 (default 4). Received: depth=1.5
     """
     if name not in BUILDERS:
         raise ValueError(f"Unknown model '{name}'. Valid choices: "
@@ -282,13 +317,14 @@ def check(name, kwargs):
     if unknown:
         raise ValueError(f"Unknown keyword(s) {unknown} for model "
                          f"'{name}'. Its keywords and defaults: {known}.")
+    for key, value in kwargs.items():
+        kind, description = _keyword_kind(key, known[key])
+        if not kind(value):
+            raise ValueError(
+                f"model '{name}' takes {key} as {description} (default "
+                f"{known[key]!r}). Received: {key}={value!r}")
     layout = kwargs.get("layout")
     if isinstance(layout, str) and layout not in VGG_LAYOUTS:
         raise ValueError(
             f"Unknown VGG layout '{layout}'. Valid layouts: "
             f"{sorted(VGG_LAYOUTS)} or a list like [64, 'M', 128].")
-    width = kwargs.get("width", 1.0)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or (
-            not width > 0):
-        raise ValueError(f"width must be a number > 0. Received: "
-                         f"width={width!r}")

@@ -23,6 +23,7 @@ statistics.
 Run: `keras-sugar bench [--quick] [--torch-compile] [--json out.json]`.
 """
 
+import dataclasses
 import functools
 import json
 import statistics
@@ -36,7 +37,7 @@ from keras_sugar import implementations
 from keras_sugar import native
 from keras_sugar.experiments import bench_models
 from keras_sugar.experiments import xla_memory
-from keras_sugar.experiments.bench_command import DEFAULTS
+from keras_sugar.experiments.bench_command import BenchSettings
 from keras_sugar.activations import SugarReLU
 
 # Timed measures, in the order of the table: the activation alone, VGG and
@@ -48,6 +49,71 @@ MEASURES = ("activation", "vgg_step", "mlp_step", "predict", "predict_jit",
 # An interquartile spread of the per-round ratio wider than this (10% of
 # ReLU's time) is too wide to tell a few percent apart.
 NOISY_SPREAD = 0.10
+# What every variant's times are divided by, round by round.
+REFERENCES = ("relu", "gelu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """One variant's times for one measure over the rounds.
+
+    Attributes:
+        median_ms: Median time of a step, in milliseconds.
+        min_ms: The fastest step.
+        max_ms: The slowest step.
+        ratios: Per reference label (`REFERENCES` measured beside it): the
+            median over rounds of (this step / the reference's step in the
+            same round).
+        spreads: Per reference label: `(q1, q3)` of those ratios.
+        noisy: Whether the spread of the ratio to the first reference is
+            wider than `NOISY_SPREAD`.
+    """
+
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    ratios: dict
+    spreads: dict
+    noisy: bool
+
+    def to_json(self):
+        """`median_ms`, `min_ms`, `max_ms`, `ratio_<reference>` and
+        `ratio_<reference>_iqr` per reference, `noisy`."""
+        record = {"median_ms": self.median_ms, "min_ms": self.min_ms,
+                  "max_ms": self.max_ms}
+        for reference, ratio in self.ratios.items():
+            record[f"ratio_{reference}"] = ratio
+            record[f"ratio_{reference}_iqr"] = list(self.spreads[reference])
+        record["noisy"] = self.noisy
+        return record
+
+
+@dataclasses.dataclass
+class Row:
+    """Everything measured of one variant (a row of the table).
+
+    Attributes:
+        timings: Per measure (`MEASURES`): its `Timing`.
+        memory_bytes: Per benchmarked model (`bench_models.MODELS`): what
+            a training step keeps, in bytes (None where not measurable).
+        tflite_ops: TensorFlow: the operations of the VGG model converted
+            to TFLite; None elsewhere.
+    """
+
+    timings: dict = dataclasses.field(default_factory=dict)
+    memory_bytes: dict = dataclasses.field(default_factory=dict)
+    tflite_ops: int = None
+
+    def to_json(self):
+        """Each measure's `Timing.to_json()` under its name, then
+        `<model>_memory_bytes` and `vgg_tflite_ops`."""
+        record = {measure: timing.to_json()
+                  for measure, timing in self.timings.items()}
+        for kind, size in self.memory_bytes.items():
+            record[f"{kind}_memory_bytes"] = size
+        if self.tflite_ops is not None:
+            record["vgg_tflite_ops"] = self.tflite_ops
+        return record
 
 
 def interleaved(steps, rounds, warmup):
@@ -81,31 +147,33 @@ def _quartiles(values):
     return float(q1), float(median), float(q3)
 
 
-def summarize(seconds, baseline="relu", other="gelu"):
-    """Per label: median/min/max ms, and the median and interquartile range
-    of the per-round ratios to `baseline` and `other` (where present).
+def summarize(seconds, references=REFERENCES):
+    """Per label, its `Timing`: median/min/max ms, and the median and
+    interquartile range of the per-round ratios to each of `references`
+    that was measured.
 
     Example:
 
-    >>> row = summarize({"relu": [1.0, 2.0, 1.0], "x": [1.1, 2.2, 1.1]})["x"]
-    >>> round(row["ratio_relu"], 6), row["noisy"]
+    >>> timing = summarize({"relu": [1.0, 2.0, 1.0],
+    ...                     "x": [1.1, 2.2, 1.1]})["x"]
+    >>> round(timing.ratios["relu"], 6), timing.noisy
     (1.1, False)
     """
     summary = {}
     for label, times in seconds.items():
         ms = [1000.0 * t for t in times]
-        row = {"median_ms": float(statistics.median(ms)),
-               "min_ms": float(min(ms)), "max_ms": float(max(ms))}
-        for reference in (baseline, other):
+        ratios, spreads = {}, {}
+        for reference in references:
             if reference not in seconds:
                 continue
-            ratios = [t / r for t, r in zip(times, seconds[reference])]
-            q1, median, q3 = _quartiles(ratios)
-            row[f"ratio_{reference}"] = median
-            row[f"ratio_{reference}_iqr"] = [q1, q3]
-        low, high = row.get(f"ratio_{baseline}_iqr", (1.0, 1.0))
-        row["noisy"] = bool(high - low > NOISY_SPREAD)
-        summary[label] = row
+            q1, median, q3 = _quartiles(
+                [t / r for t, r in zip(times, seconds[reference])])
+            ratios[reference], spreads[reference] = median, (q1, q3)
+        low, high = spreads.get(references[0], (1.0, 1.0))
+        summary[label] = Timing(
+            median_ms=float(statistics.median(ms)), min_ms=float(min(ms)),
+            max_ms=float(max(ms)), ratios=ratios, spreads=spreads,
+            noisy=bool(high - low > NOISY_SPREAD))
     return summary
 
 
@@ -347,81 +415,87 @@ def check_torch_compile(torch_compile):
             f"torch_compile=True on backend '{keras.backend.backend()}'.")
 
 
-def run(quick=False, surrogate=DEFAULTS["surrogate"], repeats=None,
-        batch_size=None, activation_shape=None,
-        threads=None, torch_compile=False):
-    """Runs every measurement and returns the results as a dict.
+def run(settings=None, **kwargs):
+    """Runs every measurement and returns the results.
 
     Args:
-        quick: Tiny sizes and few rounds (a smoke run).
-        surrogate: Surrogate of the SUGAR variants.
-        repeats: Rounds per measure. Defaults to 30 (3 with `quick`).
-        batch_size: Batch of the train-step and inference measurements.
-            Defaults to 64 (8 with `quick`).
-        activation_shape: Tensor shape for the activation alone.
-        threads: CPU threads (torch; see `set_threads`), or None.
-        torch_compile: On torch, time the steps compiled with
-            `torch.compile` (Keras' `jit_compile=True`) instead of eager.
-            The first step of each variant compiles (tens of seconds).
+        settings: A `bench_command.BenchSettings`; or, instead, its keyword
+            arguments (`quick`, `surrogate`, `repeats`, `batch_size`,
+            `activation_shape`, `threads`, `torch_compile`), checked the
+            same way. With `torch_compile` the first step of each variant
+            compiles (tens of seconds).
+
+    Returns:
+        A dict: the settings and versions (as `--json` writes them:
+        `backend`, `keras`, `surrogate`, `repeats`, ...) and `rows`, a
+        `Row` per variant label.
     """
-    check_torch_compile(torch_compile)
-    repeats = repeats or (3 if quick else 30)
-    activation_shape = activation_shape or ((64, 64) if quick
-                                            else (64, 64, 32, 32))
-    batch_size = batch_size or (8 if quick else DEFAULTS["batch_size"])
-    set_threads(threads)
+    if settings is None:
+        settings = BenchSettings(**kwargs)
+    elif kwargs:
+        raise TypeError(f"run takes a BenchSettings or keyword arguments, "
+                        f"not both. Received: {sorted(kwargs)}")
+    s = settings
+    check_torch_compile(s.torch_compile)
+    set_threads(s.threads)
     results = {
         "backend": keras.backend.backend(), "keras": keras.__version__,
-        "surrogate": surrogate, "repeats": repeats, "threads": threads,
-        "torch_compile": torch_compile,
-        "batch_size": batch_size, "activation_shape": list(activation_shape),
+        "surrogate": s.surrogate, "repeats": s.repeats, "threads": s.threads,
+        "torch_compile": s.torch_compile,
+        "batch_size": s.batch_size,
+        "activation_shape": list(s.activation_shape),
         "auto": implementations.resolve(
-            "auto", SugarReLU(surrogate).surrogate),
+            "auto", SugarReLU(s.surrogate).surrogate),
         "rows": {},
     }
-    found = bench_models.variants(surrogate)
+    found = bench_models.variants(s.surrogate)
     alone = dict(found)
-    if surrogate == "bsilu":
+    if s.surrogate == "bsilu":
         alone[f"reference/{results['backend']}"] = _reference_activation()
     measured = {
-        "activation": activation_steps(alone, activation_shape,
-                                       torch_compile),
-        "vgg_step": train_steps("vgg", found, batch_size, quick,
-                                torch_compile),
-        "mlp_step": train_steps("mlp", found, batch_size, quick,
-                                torch_compile),
+        "activation": activation_steps(alone, s.activation_shape,
+                                       s.torch_compile),
+        "vgg_step": train_steps("vgg", found, s.batch_size, s.quick,
+                                s.torch_compile),
+        "mlp_step": train_steps("mlp", found, s.batch_size, s.quick,
+                                s.torch_compile),
         # Inference: eager on torch (graph on TensorFlow, op by op on JAX)
         # and compiled (XLA; torch.compile with --torch-compile).
-        "predict": predict_steps(found, batch_size, quick,
+        "predict": predict_steps(found, s.batch_size, s.quick,
                                  jit_compile=False),
     }
-    if results["backend"] != "torch" or torch_compile:
-        measured["predict_jit"] = predict_steps(found, batch_size, quick,
+    if results["backend"] != "torch" or s.torch_compile:
+        measured["predict_jit"] = predict_steps(found, s.batch_size, s.quick,
                                                 jit_compile=True)
-    if results["backend"] == "tensorflow":
-        exported = _exported_models(found, quick)
-        measured["serve"] = serve_steps(exported, batch_size)
-        for label, (model, _) in exported.items():
-            results["rows"].setdefault(label, {})["vgg_tflite_ops"] = len(
-                tflite_ops(model))
     rows = results["rows"]
+    if results["backend"] == "tensorflow":
+        exported = _exported_models(found, s.quick)
+        measured["serve"] = serve_steps(exported, s.batch_size)
+        for label, (model, _) in exported.items():
+            rows.setdefault(label, Row()).tflite_ops = len(tflite_ops(model))
     for measure, steps in measured.items():
         warmup = 2 if measure == "activation" else 3
-        summary = summarize(interleaved(steps, repeats, warmup))
-        for label, row in summary.items():
-            rows.setdefault(label, {})[measure] = row
+        summary = summarize(interleaved(steps, s.repeats, warmup))
+        for label, timing in summary.items():
+            rows.setdefault(label, Row()).timings[measure] = timing
     if results["backend"] == "tensorflow":
-        memory = xla_memory.temp_bytes(bench_models.MODELS, surrogate,
-                                       batch_size, quick)
+        memory = xla_memory.temp_bytes(bench_models.MODELS, s.surrogate,
+                                       s.batch_size, s.quick)
     else:
         memory = {kind: {label: train_step_memory(kind, activation,
-                                                  batch_size, quick)
+                                                  s.batch_size, s.quick)
                          for label, activation in found.items()}
                   for kind in bench_models.MODELS}
     for kind, sizes in memory.items():
         for label, size in sizes.items():
-            rows[label][f"{kind}_memory_bytes"] = size
+            rows[label].memory_bytes[kind] = size
     return results
+
+
+def to_json(results):
+    """`results` (see `run`) as JSON-ready dicts: what `--json` writes."""
+    return {**results, "rows": {label: row.to_json()
+                                for label, row in results["rows"].items()}}
 
 
 def _ratio(value, reference):
@@ -431,8 +505,9 @@ def _ratio(value, reference):
 
 
 def format_table(results):
-    """Renders the results as a plain-text table with ratios."""
+    """Renders the results (see `run`) as a plain-text table with ratios."""
     rows = results["rows"]
+    relu, gelu = (rows[reference] for reference in REFERENCES)
     lines = [
         f"backend={results['backend']} keras={results['keras']} "
         f"surrogate={results['surrogate']} rounds={results['repeats']} "
@@ -446,35 +521,34 @@ def format_table(results):
     noisy = []
     for measure in MEASURES:
         for label, row in rows.items():
-            if measure not in row:
+            if measure not in row.timings:
                 continue
-            t = row[measure]
-            low, high = t["ratio_relu_iqr"]
-            flag = " !" if t["noisy"] else ""
-            if t["noisy"]:
+            t = row.timings[measure]
+            low, high = t.spreads["relu"]
+            flag = " !" if t.noisy else ""
+            if t.noisy:
                 noisy.append(f"{label} {measure}")
             lines.append(
-                f"{label:<28}{measure:<12}{t['median_ms']:>10.2f}"
-                f"{t['ratio_relu']:>7.2f}x"
+                f"{label:<28}{measure:<12}{t.median_ms:>10.2f}"
+                f"{t.ratios['relu']:>7.2f}x"
                 f"{f'[{low:.2f}, {high:.2f}]':>15}"
-                f"{t['ratio_gelu']:>7.2f}x{flag}")
+                f"{t.ratios['gelu']:>7.2f}x{flag}")
     for kind in bench_models.MODELS:
-        key = f"{kind}_memory_bytes"
         for label, row in rows.items():
-            if key not in row:
+            if kind not in row.memory_bytes:
                 continue
-            memory = row[key]
+            memory = row.memory_bytes[kind]
             shown = "n/a" if memory is None else f"{memory / 2**20:.2f} MiB"
-            lines.append(f"{label:<28}{kind + '_memory':<12}{shown:>10}"
-                         f"{_ratio(memory, rows['relu'][key]):>8}{'':>15}"
-                         f"{_ratio(memory, rows['gelu'][key]):>8}")
+            lines.append(
+                f"{label:<28}{kind + '_memory':<12}{shown:>10}"
+                f"{_ratio(memory, relu.memory_bytes[kind]):>8}{'':>15}"
+                f"{_ratio(memory, gelu.memory_bytes[kind]):>8}")
     for label, row in rows.items():
-        if "vgg_tflite_ops" in row:
-            ops_count = row["vgg_tflite_ops"]
-            lines.append(f"{label:<28}{'tflite_ops':<12}{ops_count:>10}"
-                         f"{_ratio(ops_count, rows['relu']['vgg_tflite_ops']):>8}"
+        if row.tflite_ops is not None:
+            lines.append(f"{label:<28}{'tflite_ops':<12}{row.tflite_ops:>10}"
+                         f"{_ratio(row.tflite_ops, relu.tflite_ops):>8}"
                          f"{'':>15}"
-                         f"{_ratio(ops_count, rows['gelu']['vgg_tflite_ops']):>8}")
+                         f"{_ratio(row.tflite_ops, gelu.tflite_ops):>8}")
     if noisy:
         lines.append(
             f"! spread wider than {NOISY_SPREAD:.2f}x: too noisy to tell "
@@ -484,17 +558,17 @@ def format_table(results):
 
 
 def main(args):
-    """Runs `keras-sugar bench` with the parsed arguments."""
+    """Runs `keras-sugar bench` with the parsed and checked arguments
+    (`args.settings`, see `bench_command.BenchSettings`)."""
+    s = args.settings
     try:
-        check_torch_compile(args.torch_compile)
+        check_torch_compile(s.torch_compile)
     except ValueError as error:
         args.parser.error(str(error))
-    results = run(quick=args.quick, surrogate=args.surrogate,
-                  repeats=args.repeats, batch_size=args.batch_size,
-                  threads=args.threads, torch_compile=args.torch_compile)
+    results = run(s)
     print(format_table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-        print(f"wrote {args.json}")
+    if s.json:
+        with open(s.json, "w") as f:
+            json.dump(to_json(results), f, indent=2)
+        print(f"wrote {s.json}")
     return results

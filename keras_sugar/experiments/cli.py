@@ -91,9 +91,9 @@ def main(argv=None):
     """Entry point of `keras-sugar` and `python -m keras_sugar`."""
     try:
         return _main(argv)
-    except KeyboardInterrupt:  # A Ctrl-C no command records for itself.
+    except KeyboardInterrupt:  # A stop no command records for itself.
         print("\nInterrupted.", file=sys.stderr)
-        return 130
+        return interruption.exit_status()
     finally:
         interruption.uninstall()  # For a caller that goes on.
 

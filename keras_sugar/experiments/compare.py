@@ -3,8 +3,9 @@ tabulate test accuracy, dead units, sparsity and time, like the paper, with
 each activation's paired difference from the first one.
 
 Run: `keras-sugar compare` (see `keras-sugar compare --help`). Several
-processes may share the runs of one results folder (`--jobs`, or several
-commands with `--resume`: see `results_folder` and `jobs`).
+processes may share the runs of one results folder (`--jobs`, several
+commands with `--resume`, or `--shard K/N` without file locks: see
+`results_folder` and `jobs`).
 """
 
 import csv
@@ -29,10 +30,8 @@ from keras_sugar.experiments import jobs
 from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_settings import ActivationSpec
 from keras_sugar.experiments.compare_settings import Settings
-
-CSV_FIELDS = ("activation", "seed", "test_accuracy", "test_loss",
-              "dead_units", "sparsity", "epoch", "last_test_accuracy",
-              "seconds_per_epoch", "seconds")
+from keras_sugar.experiments.run_result import CSV_FIELDS
+from keras_sugar.experiments.run_result import RunResult
 
 
 def parse_activation(spec):
@@ -110,23 +109,23 @@ class Trainer:
 
     Args:
         dataset: A `datasets.Dataset`.
-        model: A key of `architectures.BUILDERS`.
-        spec: An activation spec (see `parse_activation`).
-        lr: SGD learning rate.
-        momentum: SGD momentum.
+        settings: The comparison's `compare_settings.Settings`: its model
+            and model keywords, learning rate, momentum, epochs and batch.
+        spec: The activation, one of `settings.specs`
+            (`compare_settings.ActivationSpec`).
         probe_size: Training examples the dead units are measured on.
-        **model_kwargs: Keyword arguments of the model builder.
+            Defaults to `1024`.
     """
 
-    def __init__(self, dataset, model, spec, lr, momentum, probe_size=1024,
-                 **model_kwargs):
-        self.dataset, self.spec = dataset, spec
-        self._build = functools.partial(build, model, dataset,
+    def __init__(self, dataset, settings, spec, probe_size=1024):
+        self.dataset, self.settings, self.spec = dataset, settings, spec
+        self._build = functools.partial(build, settings.model, dataset,
                                         parse_activation(spec),
-                                        **model_kwargs)
+                                        **settings.model_kwargs)
         self.model = self._build()
         self.model.compile(
-            optimizer=keras.optimizers.SGD(lr, momentum=momentum),
+            optimizer=keras.optimizers.SGD(settings.lr,
+                                           momentum=settings.momentum),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"])
         optimizer = self.model.optimizer
@@ -147,12 +146,13 @@ class Trainer:
                                    self._optimizer_start):
             variable.assign(value)
 
-    def run(self, seed, epochs, batch_size, verbose=1):
-        """Trains from `seed`'s initial weights; returns the run's results
-        and per-epoch curves."""
+    def run(self, seed, verbose=1):
+        """Trains from `seed`'s initial weights for the settings' epochs;
+        returns the run's `RunResult`, with its per-epoch curves."""
         start = time.perf_counter()
         self.reset(seed)
-        data = self.dataset
+        data, epochs = self.dataset, self.settings.epochs
+        batch_size = self.settings.batch_size
         timer = _EpochTimer()
         callbacks = [timer, _StopOnCtrlC()] + (
             [self._monitor] if self._monitor else [])
@@ -190,29 +190,25 @@ class Trainer:
         # without a validation split): never chosen on the test split.
         chosen = (int(np.argmax(history["val_accuracy"]))
                   if data.x_val is not None else epochs - 1)
-        return {
-            "activation": self.spec, "seed": seed,
-            "test_accuracy": history["test_accuracy"][chosen],
-            "test_loss": history["test_loss"][chosen],
-            "dead_units": history.get("dead_units", [None] * epochs)[chosen],
-            "sparsity": history.get("sparsity", [None] * epochs)[chosen],
-            "epoch": chosen + 1,
-            "last_test_accuracy": history["test_accuracy"][-1],
-            "seconds_per_epoch": statistics.median(steady),
-            "seconds": time.perf_counter() - start,
-            "curves": {key: [float(v) for v in history[key]]
-                       for key in ("loss", "val_accuracy", "test_accuracy",
-                                   "dead_units")
-                       if key in history},
-        }
+        return RunResult(
+            activation=self.spec.text, seed=seed,
+            test_accuracy=history["test_accuracy"][chosen],
+            test_loss=history["test_loss"][chosen],
+            dead_units=history.get("dead_units", [None] * epochs)[chosen],
+            sparsity=history.get("sparsity", [None] * epochs)[chosen],
+            epoch=chosen + 1,
+            last_test_accuracy=history["test_accuracy"][-1],
+            seconds_per_epoch=statistics.median(steady),
+            seconds=time.perf_counter() - start,
+            curves={key: [float(v) for v in history[key]]
+                    for key in ("loss", "val_accuracy", "test_accuracy",
+                                "dead_units")
+                    if key in history})
 
 
-def train_once(dataset, model, spec, seed, epochs, batch_size, lr,
-               momentum=0.9, verbose=1, probe_size=1024, **model_kwargs):
-    """One training run on a model of its own; returns its results."""
-    trainer = Trainer(dataset, model, spec, lr, momentum, probe_size,
-                      **model_kwargs)
-    return trainer.run(seed, epochs, batch_size, verbose)
+def train_once(dataset, settings, spec, seed, verbose=1):
+    """One training run on a model of its own; returns its `RunResult`."""
+    return Trainer(dataset, settings, spec).run(seed, verbose)
 
 
 def _duration(seconds):
@@ -241,14 +237,13 @@ class _Progress:
               f"seed {seed} (elapsed {_duration(elapsed)}{left})",
               flush=True)
 
-    def end(self, result):
-        dead = result["dead_units"]
-        dead = "n/a" if dead is None else f"{100 * dead:.2f}%"
-        print(f"{self.prefix}  {result['activation']}, seed "
-              f"{result['seed']}: test accuracy "
-              f"{100 * result['test_accuracy']:.2f}% (epoch "
-              f"{result['epoch']}), dead units {dead}, "
-              f"{result['seconds']:.1f} s", flush=True)
+    def end(self, run):
+        dead = "n/a" if run.dead_units is None else (
+            f"{100 * run.dead_units:.2f}%")
+        print(f"{self.prefix}  {run.activation}, seed {run.seed}: test "
+              f"accuracy {100 * run.test_accuracy:.2f}% (epoch "
+              f"{run.epoch}), dead units {dead}, {run.seconds:.1f} s",
+              flush=True)
 
 
 class _Unshared:
@@ -278,26 +273,40 @@ class Comparison:
         self.complete = False
 
     def todo(self):
-        done = {(run["activation"], run["seed"]) for run in self.finished}
-        return [key for key in self.settings.runs() if key not in done]
+        """The requested runs (keys) not finished yet; for a shard, only
+        its own."""
+        s = self.settings
+        keys = s.runs()
+        if s.shard is not None:
+            k, n = s.shard
+            keys = keys[k::n]
+        done = {run.key for run in self.finished}
+        return [key for key in keys if key not in done]
 
     def run(self, verbose=1, name=None):
         """Trains every run no other process has claimed, writing each as
-        it ends; returns `(summary, runs)` built from the finished runs.
+        it ends; returns `(summary, runs)` built from the finished runs
+        (`RunResult`s).
 
-        With `settings.jobs` > 1 the runs are trained by that many worker
-        processes instead (see `jobs`). `name` starts each progress line.
+        With `settings.jobs` > 1 the runs are trained by worker processes
+        instead (see `jobs`). `name` starts each progress line.
         """
         s = self.settings
-        if s.jobs > 1:
-            jobs.run_workers(s.replace(jobs=1, resume=True, overwrite=False),
-                             s.jobs, verbose, _train_in_worker)
+        count, todo = 1, len(self.todo())
+        if s.jobs > 1 and todo:
+            count, note = jobs.worker_count(s.jobs, todo)
+            if note:
+                print(note, flush=True)
+        if count > 1:
+            jobs.run_workers(_worker_settings(s, count), verbose,
+                             _train_in_worker)
         else:
             self.train(verbose, name)
         runs = self.folder.runs() if self.folder else self.finished
-        runs = _requested(runs, s.activations, s.seeds)
+        runs = _requested(runs, s.runs())
         self.complete = len(runs) == len(s.runs())
-        summary = comparison_table.summarize(runs, s.activations[0])
+        summary = comparison_table.summarize([run.to_json() for run in runs],
+                                             s.activations[0])
         if self.folder and self.complete:
             with self.folder.lock:  # One writer at a time, sharing it.
                 for path in write_outputs(self.folder, self.config, runs,
@@ -309,21 +318,22 @@ class Comparison:
         """Trains the runs this process claims, one by one, until none is
         left; writes no table (see `run`)."""
         s, keys = self.settings, self.settings.runs()
+        specs = {spec.text: spec for spec in s.specs}
         source = self.folder or _Unshared(self.todo())
-        progress = _Progress(len(keys), len(keys) - len(self.todo()), name)
+        progress = _Progress(len(keys), len(_requested(self.finished, keys)),
+                             name)
         trainer = None
         while True:
             interruption.check()
             with source.claim(keys) as claim:
                 if claim.key is None:
                     return
-                spec, seed = claim.key
-                if trainer is None or trainer.spec != spec:
+                text, seed = claim.key
+                if trainer is None or trainer.spec.text != text:
                     trainer = None  # Free the last model first.
-                    trainer = Trainer(self.dataset, s.model, spec, s.lr,
-                                      s.momentum, **s.model_kwargs)
-                progress.begin(spec, seed, claim.done, claim.busy)
-                result = trainer.run(seed, s.epochs, s.batch_size, verbose)
+                    trainer = Trainer(self.dataset, s, specs[text])
+                progress.begin(text, seed, claim.done, claim.busy)
+                result = trainer.run(seed, verbose)
                 if self.folder:
                     self.folder.append(result)  # Before the claim ends.
                 else:
@@ -331,31 +341,50 @@ class Comparison:
             progress.end(result)
 
 
-def _requested(runs, specs, seeds):
-    by_key = {(run["activation"], run["seed"]): run for run in runs}
-    return [by_key[spec, seed] for spec in specs for seed in seeds
-            if (spec, seed) in by_key]
+def _worker_settings(settings, count):
+    """What each of `count` workers trains: the same settings, the runs
+    claimed under locks; or, for shard k of n, a shard of its own, k + n*j
+    of n*count for worker j: together the shard's runs, each once."""
+    settings = settings.replace(jobs=1, resume=True, overwrite=False)
+    if settings.shard is None:
+        return [settings] * count
+    k, n = settings.shard
+    return [settings.replace(shard=(k + n * j, n * count))
+            for j in range(count)]
+
+
+def _requested(runs, keys):
+    by_key = {run.key: run for run in runs}
+    return [by_key[key] for key in keys if key in by_key]
 
 
 def _train_in_worker(settings, verbose, name):
     """What each `--jobs` worker process runs (see `jobs.run_workers`)."""
-    prepare(settings).train(verbose, name)
+    try:
+        prepare(settings).train(verbose, name)
+    except results_folder.WriteFailed as error:
+        print(f"[{name}] {error}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
-def prepare(*args, **kwargs):
-    """Checks everything before any training: the settings (see
-    `compare_settings.Settings`: a `Settings`, or the arguments of
-    `Settings.create`), the data (see `datasets.Dataset`), every
-    activation, that the model builds on the data's shape, and the results
-    folder (see `results_folder.check`); returns a `Comparison`.
+def prepare(settings):
+    """Checks everything before any training: the data (see
+    `datasets.Dataset`), every activation, that the model builds on the
+    data's shape, and the results folder (see `results_folder.check`);
+    returns a `Comparison`.
+
+    Args:
+        settings: A `compare_settings.Settings` (checked when it was made).
 
     Raises:
         ValueError, FileNotFoundError, ImportError: naming the bad value.
+        results_folder.WriteFailed: when the folder cannot be written.
     """
-    if len(args) == 1 and not kwargs and isinstance(args[0], Settings):
-        (s,) = args
-    else:
-        s = Settings.create(*args, **kwargs)
+    if not isinstance(settings, Settings):
+        raise TypeError(f"prepare takes a compare_settings.Settings (make "
+                        f"one with Settings.create(...)). Received: "
+                        f"{settings!r}")
+    s = settings
     for spec in s.specs:
         parse_activation(spec)
     dataset = datasets.load(s.data)
@@ -368,33 +397,44 @@ def prepare(*args, **kwargs):
               **s.config()}
     folder, finished = None, []
     if s.out is not None:
-        folder = results_folder.ResultsFolder(s.out)
+        folder = results_folder.ResultsFolder(s.out, s.shard)
         finished = folder.start(config, s.overwrite, s.resume)
     return Comparison(dataset, s, config, folder, finished)
 
 
-def run(*args, verbose=1, **kwargs):
-    """Runs the whole comparison; returns `(summary, runs)`.
+def run(settings=None, verbose=1, **kwargs):
+    """Runs the whole comparison; returns `(summary, runs)`, the runs as
+    `RunResult`s.
 
-    Takes a `compare_settings.Settings` or the arguments of
+    Takes a `compare_settings.Settings`, or the keyword arguments of
     `Settings.create`: the command line's defaults (`DEFAULTS`) and
     checks, and any keyword that is not a setting goes to the model
     builder, whose own defaults apply otherwise. With `out`, each run is
     written as it ends (see `results_folder`).
     """
-    return prepare(*args, **kwargs).run(verbose)
+    if settings is None:
+        settings = Settings.create(**kwargs)
+    elif kwargs:
+        raise TypeError(f"run takes a Settings or keyword arguments, not "
+                        f"both. Received: {sorted(kwargs)}")
+    return prepare(settings).run(verbose)
 
 
 def write_outputs(folder, config, runs, summary):
     """Writes results.json, results.csv and (with matplotlib) a PNG into
-    a `results_folder.ResultsFolder`; returns their paths."""
+    a `results_folder.ResultsFolder`; returns their paths.
+
+    Raises:
+        results_folder.WriteFailed: when one cannot be written whole.
+    """
+    records = [run.to_json() for run in runs]
     folder.write("results.json", json.dumps(
-        {"config": config, "summary": summary, "runs": runs}, indent=2))
+        {"config": config, "summary": summary, "runs": records}, indent=2))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=CSV_FIELDS,
                             extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(runs)
+    writer.writerows(records)
     folder.write("results.csv", table.getvalue())
     written = ["results.json", "results.csv"]
     try:
@@ -402,8 +442,11 @@ def write_outputs(folder, config, runs, summary):
     except ImportError:
         pass  # The `plot` extra (matplotlib) is optional.
     else:
-        comparison_plot.plot_comparison(
-            runs, folder.file("comparison.png"), title=_title(config))
+        # Drawn in memory, written whole like the other files.
+        image = io.BytesIO()
+        comparison_plot.plot_comparison(records, image,
+                                        title=_title(config))
+        folder.write("comparison.png", image.getvalue())
         written.append("comparison.png")
     return [folder.file(name) for name in written]
 
@@ -424,7 +467,7 @@ def main(args):
     interruption.install()  # Again: in case importing Keras replaced it.
     comparison = None
     try:
-        interruption.check()  # A Ctrl-C while Keras started.
+        interruption.check()  # A Ctrl-C or SIGTERM while Keras started.
         try:
             comparison = prepare(s)
         except (ValueError, FileNotFoundError, ImportError) as error:
@@ -433,15 +476,25 @@ def main(args):
         summary, runs = comparison.run(compare_command.PROGRESS[progress])
     except KeyboardInterrupt:  # `Interrupted`, or one raised before.
         print(f"\n{_what_was_kept(args, comparison)}", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(interruption.exit_status()) from None
     except jobs.WorkerFailed as error:
         print(f"\n{error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except results_folder.WriteFailed as error:
+        # A full disk, a quota: every finished run is on disk whole.
+        kept = ("Nothing has trained yet: make room, then run the command "
+                "again." if comparison is None else
+                f"{_finished_runs(s, comparison)}: make room, then run the "
+                f"same command with --resume.")
+        print(f"\n{error}. {kept}", file=sys.stderr)
+        raise SystemExit(1) from None
     if not comparison.complete:
+        others = ("other shards" if s.shard is not None
+                  else "other processes sharing it")
         print(f"\nFinished runs: {len(runs)} of {len(s.runs())} in "
-              f"{s.out}; the others are being trained by other processes "
-              f"sharing it: the last to end writes the table and files "
-              f"(or run the same command with --resume after them).")
+              f"{s.out}; the others are being trained by {others}: the "
+              f"last to end writes the table and files (or run the same "
+              f"command with --resume after them).")
         return summary
     print(f"\n{s.model} on {s.data}, {len(s.seeds)} seed(s), "
           f"{s.epochs} epochs, SGD lr={s.lr} momentum={s.momentum}, "
@@ -457,6 +510,14 @@ def main(args):
     return summary
 
 
+def _finished_runs(settings, comparison):
+    """"Finished runs: k of n, kept in <this process's runs file>"."""
+    folder = comparison.folder
+    done = len(_requested(folder.runs(), settings.runs()))
+    return (f"Finished runs: {done} of {len(settings.runs())}, kept in "
+            f"{folder.runs_file}")
+
+
 def _what_was_kept(args, comparison):
     s = args.settings
     if comparison is None:
@@ -464,8 +525,5 @@ def _what_was_kept(args, comparison):
         return f"Interrupted before any training{where}."
     if not comparison.folder:
         return "Interrupted. Nothing was kept: there is no --out."
-    done = len(_requested(comparison.folder.runs(), s.activations, s.seeds))
-    runs_file = comparison.folder.file(results_folder.RUNS)
-    return (f"Interrupted. Finished runs: {done} of {len(s.runs())}, kept "
-            f"in {runs_file}: run the same command with --resume to train "
-            f"the rest.")
+    return (f"Interrupted. {_finished_runs(s, comparison)}: run the same "
+            f"command with --resume to train the rest.")

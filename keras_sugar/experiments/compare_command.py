@@ -12,11 +12,15 @@ import os
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import interruption
 from keras_sugar.experiments.compare_settings import DEFAULTS
+from keras_sugar.experiments.compare_settings import MAX_SEED
+from keras_sugar.experiments.compare_settings import MAX_SEED_COUNT
 from keras_sugar.experiments.compare_settings import RULES
 from keras_sugar.experiments.compare_settings import VALIDATION_HELP
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.experiments.compare_settings import follows
+from keras_sugar.experiments.compare_settings import is_seed
 from keras_sugar.experiments.compare_settings import parse_items
+from keras_sugar.experiments.compare_settings import parse_shard
 
 HELP = ("Train one model with several activations and seeds; print the "
         "paper-style table with each activation's difference from the "
@@ -63,8 +67,18 @@ def parse_model_kwargs(text):
 
 def parse_seeds(text):
     """A count (`"3"` = seeds 0, 1, 2) or a list (`"0,4,7"`), at least
-    one seed, none repeated."""
+    one seed, none repeated, each from 0 to `MAX_SEED`.
+
+    Example:
+
+    >>> parse_seeds("3"), parse_seeds("0,4,7")
+    ((0, 1, 2), (0, 4, 7))
+    """
     if text.strip().isdigit():
+        if int(text) > MAX_SEED_COUNT:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is too many seeds: a count is at most "
+                f"{MAX_SEED_COUNT} (or list the seeds: 0,4,7)")
         seeds = tuple(range(int(text)))
     else:
         try:
@@ -73,10 +87,23 @@ def parse_seeds(text):
             raise argparse.ArgumentTypeError(
                 f"'{text}' is neither a count (3) nor a list of integer "
                 f"seeds (0,4,7)") from None
+        for seed in seeds:
+            if not is_seed(seed):
+                raise argparse.ArgumentTypeError(
+                    f"'{text}': seed {seed} is not an integer from 0 to "
+                    f"{MAX_SEED}")
     if not follows("seeds", seeds):
         raise argparse.ArgumentTypeError(
             f"'{text}' is not {RULES['seeds'][1]}")
     return seeds
+
+
+def shard_argument(text):
+    """The argparse `type` of `--shard`: `"K/N"` -> `(K, N)`."""
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def argument_type(name):
@@ -143,7 +170,9 @@ def add_arguments(parser):
     parser.add_argument("--model", default=unset,
                         choices=sorted(architectures.BUILDERS),
                         help="Architecture, without batch normalization "
-                        f"(default: {d['model']}).")
+                        f"(default: {d['model']}). With --preset, another "
+                        "model than the preset's replaces it and its "
+                        "keyword arguments.")
     parser.add_argument("--model-kwargs", default=unset, metavar="K=V,...",
                         type=parse_model_kwargs,
                         help="Keyword arguments of the model builder, e.g. "
@@ -187,10 +216,21 @@ def add_arguments(parser):
         "--jobs", type=argument_type("jobs"), default=1,
         help="Worker processes on this machine, each training whole runs "
         "(one activation, one seed): one accelerator each where there are "
-        "several, else the CPU cores shared out. Each run is the same as "
+        "several, else the CPU cores shared out; never more than the runs "
+        "left, nor than the accelerators (or, without any, the CPU "
+        "cores): it says so when it starts fewer. Each run is the same as "
         "with one process. Needs --out; so do several commands, started "
         "by hand or by a scheduler (a SLURM array), given one --out and "
-        "--resume: they share out the runs, each trained once.")
+        "--resume: they share out the runs, each trained once (the "
+        "filesystem must support file locks; checked at start).")
+    parser.add_argument(
+        "--shard", type=shard_argument, default=None, metavar="K/N",
+        help="Train only the runs whose index, in the order (activation, "
+        "seed), is K modulo N, sharing --out without file locks (for "
+        "filesystems without them): a SLURM array task gives "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Each shard writes "
+        "its runs to a file of its own; the last to finish (or a later "
+        "--resume) builds the table. Implies --resume.")
     parser.add_argument("--progress", choices=sorted(PROGRESS), default="bar",
                         help="bar: Keras' progress bar; epochs: one line per "
                         "epoch; runs: one line per run.")
@@ -199,8 +239,8 @@ def add_arguments(parser):
 
 
 def before_keras(args):
-    """From here on a Ctrl-C is recorded and acted on at the next safe
-    point (see `interruption`), Keras' start-up included."""
+    """From here on a Ctrl-C or SIGTERM is recorded and acted on at the
+    next safe point (see `interruption`), Keras' start-up included."""
     interruption.install()
     s = args.settings
     if s.jobs > 1:

@@ -39,20 +39,32 @@ VALIDATION_HELP = (
     "epoch's numbers")
 
 
+# Seeds are those numpy's generator takes (`keras.utils.set_random_seed`);
+# a count (3 = seeds 0, 1, 2) is at most MAX_SEED_COUNT.
+MAX_SEED = 2**32 - 1
+MAX_SEED_COUNT = 10_000
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _distinct_ints(value):
+def is_seed(value):
+    """Whether `value` is a seed: an integer from 0 to `MAX_SEED`."""
+    return _is_int(value) and 0 <= value <= MAX_SEED
+
+
+def _distinct_seeds(value):
     return (isinstance(value, (tuple, list)) and len(value) >= 1
-            and all(map(_is_int, value)) and len(set(value)) == len(value))
+            and all(map(is_seed, value)) and len(set(value)) == len(value))
 
 
 # Each setting's type and rule: one place per check, read by the command
 # line (`compare_command.argument_type`) and by `Settings`.
 RULES = {
-    "seeds": (tuple, "a count >= 1 (3 = seeds 0, 1, 2) or a list of "
-              "distinct integer seeds", _distinct_ints),
+    "seeds": (tuple, f"a count from 1 to {MAX_SEED_COUNT} (3 = seeds 0, 1, "
+              f"2) or a list of distinct integer seeds from 0 to {MAX_SEED}",
+              _distinct_seeds),
     "epochs": (int, "an integer >= 1", lambda v: v >= 1),
     "batch_size": (int, "an integer >= 1", lambda v: v >= 1),
     "lr": (float, "a finite number >= 0",
@@ -156,8 +168,39 @@ class ActivationSpec:
 
 
 # What a comparison does (`DEFAULTS`, which a preset may set) and how it
-# is run (where it writes, how many worker processes).
-RUN_FIELDS = {"out": None, "resume": False, "overwrite": False, "jobs": 1}
+# is run (where it writes, how many worker processes, which shard).
+RUN_FIELDS = {"out": None, "resume": False, "overwrite": False, "jobs": 1,
+              "shard": None}
+
+SHARD_HELP = "K/N with 0 <= K < N"
+
+
+def is_shard(value):
+    """Whether `value` is `(k, n)`, shard k of n: integers, 0 <= k < n."""
+    return (isinstance(value, tuple) and len(value) == 2
+            and all(map(_is_int, value)) and 0 <= value[0] < value[1])
+
+
+def parse_shard(text):
+    """`"3/8"` -> `(3, 8)`, shard 3 of 8.
+
+    Example:
+
+    >>> parse_shard("3/8")
+    (3, 8)
+
+    Raises:
+        ValueError: unless the text is K/N with 0 <= K < N.
+    """
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n)) if sep else None
+    except ValueError:
+        shard = None
+    if not is_shard(shard):
+        raise ValueError(f"'{text}' is not {SHARD_HELP} (this process's "
+                         f"shard and the number of shards, e.g. 0/8)")
+    return shard
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +209,10 @@ class Settings:
 
     Make it with `create` (from Python) or `from_args` (the command line);
     the fields are those of `DEFAULTS` and `RUN_FIELDS`. `seeds` may be a
-    count (3 = seeds 0, 1, 2); `activations` a comma-separated string.
+    count (3 = seeds 0, 1, 2); `activations` a comma-separated string;
+    `shard` is `(k, n)`, this process's share of the runs (see
+    `results_folder`). With `out`, file locks there are tried first (see
+    `results_folder.check_locks`), unless it is a shard's.
 
     Example:
 
@@ -192,6 +238,7 @@ class Settings:
     resume: bool = False
     overwrite: bool = False
     jobs: int = 1
+    shard: tuple = None
     specs: tuple = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -203,7 +250,7 @@ class Settings:
             activations = [a.strip() for a in activations.split(",")]
         set_("activations", tuple(activations))
         seeds = self.seeds
-        if _is_int(seeds) and seeds >= 1:
+        if _is_int(seeds) and 1 <= seeds <= MAX_SEED_COUNT:
             seeds = range(seeds)
         if isinstance(seeds, (range, list)):
             seeds = tuple(seeds)
@@ -213,6 +260,7 @@ class Settings:
             check_setting(name, getattr(self, name))
         self._check_activations()
         architectures.check(self.model, self.model_kwargs)
+        self._check_shard()
         if self.out is None:
             if self.resume or self.overwrite:
                 raise ValueError("--resume and --overwrite need --out.")
@@ -222,7 +270,28 @@ class Settings:
                     f"share out the runs through that folder.")
         else:
             set_("out", os.fspath(self.out))
-            results_folder.check(self.out, self.overwrite, self.resume)
+            # Shards share the folder as a resumed comparison does.
+            results_folder.check(self.out, self.overwrite,
+                                 self.resume or self.shard is not None)
+            if self.shard is None:
+                results_folder.check_locks(self.out)
+
+    def _check_shard(self):
+        if self.shard is None:
+            return
+        if isinstance(self.shard, list):
+            object.__setattr__(self, "shard", tuple(self.shard))
+        if not is_shard(self.shard):
+            raise ValueError(f"shard must be (k, n) with 0 <= k < n. "
+                             f"Received: shard={self.shard!r}")
+        k, n = self.shard
+        if self.out is None:
+            raise ValueError(f"--shard {k}/{n} needs --out: the shards "
+                             f"share the runs through that folder.")
+        if self.overwrite:
+            raise ValueError("--shard and --overwrite cannot go together: "
+                             "a shard would remove the runs of the others. "
+                             "Empty --out first, or use another one.")
 
     def _check_activations(self):
         specs = self.activations
@@ -253,12 +322,15 @@ class Settings:
     @classmethod
     def from_args(cls, args, presets=None):
         """From parsed arguments: explicit flags, then the preset (one of
-        `presets`), then `DEFAULTS`; `--model-kwargs` are merged over the
-        preset's."""
+        `presets`), then `DEFAULTS`. `--model-kwargs` are merged over the
+        preset's, unless `--model` names another model than the preset's:
+        that replaces the preset's model and its keyword arguments."""
         preset = (presets or {}).get(getattr(args, "preset", None), {})
         given = {key: getattr(args, key, preset.get(key, default))
                  for key, default in DEFAULTS.items()}
-        given["model_kwargs"] = {**preset.get("model_kwargs", {}),
+        preset_kwargs = (preset.get("model_kwargs", {})
+                         if given["model"] == preset.get("model") else {})
+        given["model_kwargs"] = {**preset_kwargs,
                                  **getattr(args, "model_kwargs", {})}
         run = {key: getattr(args, key, default)
                for key, default in RUN_FIELDS.items()}

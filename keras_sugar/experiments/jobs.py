@@ -5,15 +5,32 @@ and training whole runs from the shared results folder (see
 Each worker gets one accelerator where there are several (its
 `CUDA_VISIBLE_DEVICES`), else its share of the CPU cores (its CPU
 affinity and thread counts), set before it starts: its backend sizes its
-thread pools and picks its devices from them when it starts.
+thread pools and picks its devices from them when it starts. There are
+never more workers than runs left, nor than accelerators (or, without
+any, CPU cores): `worker_count` says why when it starts fewer.
+
+A worker stops when its parent does, however the parent ends: a Ctrl-C
+or SIGTERM it passes on, or its death by SIGKILL, which Linux turns into
+a SIGTERM to the worker (`prctl(PR_SET_PDEATHSIG)`, as `torchrun` does);
+elsewhere a thread watches the parent (as PyTorch's DataLoader workers
+do). Either way the worker stops at its next safe point, its run left for
+the next `--resume`.
 """
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 
 from keras_sugar.experiments import interruption
+
+# How often a worker without `prctl` looks whether its parent is alive.
+PARENT_POLL_SECONDS = 1.0
+_PR_SET_PDEATHSIG = 1  # From <linux/prctl.h>.
 
 # Where Linux lists NVIDIA GPUs, read without starting a backend (which
 # would take memory on the GPU the first worker needs).
@@ -34,6 +51,45 @@ def accelerators():
     if os.path.isdir(NVIDIA_GPUS):
         return [str(i) for i in range(len(os.listdir(NVIDIA_GPUS)))]
     return []
+
+
+def _plural(count, word, plural=None):
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def worker_count(requested, runs):
+    """How many workers `--jobs requested` starts for `runs` runs left:
+    no more than the runs, nor than the accelerators (without any, the CPU
+    cores this process may use), since another would only wait for one.
+
+    Returns:
+        `(count, note)`: `note` says why, when `count < requested` (None
+        otherwise).
+
+    Example:
+
+    >>> worker_count(4, 1)
+    (1, '--jobs 4: 1 run to train, so 1 process trains it.')
+    """
+    devices = accelerators()
+    if devices:
+        slots, what = len(devices), _plural(len(devices), "GPU")
+    else:
+        cores = (len(os.sched_getaffinity(0))
+                 if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        slots = cores or 1
+        what = f"{_plural(slots, 'CPU core')} (no GPU)"
+    count = max(1, min(requested, runs, slots))
+    if count == requested:
+        return count, None
+    trains = (f"so {_plural(count, 'process', 'processes')} "
+              f"{'trains' if count == 1 else 'train'} "
+              f"{'it' if runs == 1 else 'them'}")
+    if runs <= slots:
+        return count, (f"--jobs {requested}: {_plural(runs, 'run')} to "
+                       f"train, {trains}.")
+    return count, (f"--jobs {requested}: this machine has {what} for "
+                   f"{_plural(runs, 'run')}, {trains}.")
 
 
 def cpu_shares(cpus, count):
@@ -101,28 +157,58 @@ def _started_with(env, affinity):
             os.sched_setaffinity(0, before)
 
 
-def _work(train, settings, verbose, name):
+def _signal_on_parent_death(signum):
+    """Asks Linux to send `signum` to this process when its parent dies;
+    False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+
+
+def watch_parent(parent, interval=PARENT_POLL_SECONDS):
+    """Sends this process SIGTERM (a stop at its next safe point, see
+    `interruption`) once `parent` is no longer its parent: it died, and
+    the process was handed to another. Runs until then; start it in a
+    daemon thread."""
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_with_parent(parent):
+    """From now on this process stops when `parent` dies, however: a
+    SIGTERM from Linux, else from a thread that watches the parent."""
+    if not _signal_on_parent_death(signal.SIGTERM):
+        threading.Thread(target=watch_parent, args=(parent,), daemon=True,
+                         name="parent watchdog").start()
+    if os.getppid() != parent:  # It died before anything watched it.
+        raise SystemExit(128 + signal.SIGTERM)
+
+
+def _work(train, settings, verbose, name, parent):
     # In the worker: its environment was set before it started, so Keras
     # starts there with its devices and threads.
     # A process group of its own: a Ctrl-C at the terminal reaches the
-    # parent alone, which passes it on once (a second would stop at once).
+    # parent alone, which passes it on.
     os.setpgid(0, 0)
-    interruption.install()
+    interruption.install(second_stops=False)
+    _stop_with_parent(parent)
     try:
         train(settings, verbose, name)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        raise SystemExit(interruption.exit_status()) from None
 
 
-def run_workers(settings, count, verbose, train):
-    """Starts `count` workers on `settings` (a results folder to resume)
-    and waits for them all; each calls `train(settings, verbose, name)`, a
-    module-level function (the workers are spawned, so it is pickled by
-    name).
+def run_workers(settings, verbose, train):
+    """Starts one worker per item of `settings` (each for a results folder
+    to resume) and waits for them all; each calls `train(settings,
+    verbose, name)`, a module-level function (the workers are spawned, so
+    it is pickled by name).
 
-    A Ctrl-C is passed on to the workers (each stops at its next safe
-    point, its run left for the next `--resume`) and raised here once they
-    have ended.
+    A Ctrl-C or SIGTERM is passed on to the workers (each stops at its
+    next safe point, its run left for the next `--resume`) and raised here
+    once they have ended. If this process dies, they stop too.
 
     Raises:
         WorkerFailed: when a worker ended with an error.
@@ -133,10 +219,11 @@ def run_workers(settings, count, verbose, train):
     verbose = 2 if verbose == 2 else 0
     context = multiprocessing.get_context("spawn")
     workers = []
-    plans = worker_environments(count, keras.backend.backend())
-    for index, (env, affinity) in enumerate(plans, 1):
+    plans = worker_environments(len(settings), keras.backend.backend())
+    for index, (mine, (env, affinity)) in enumerate(zip(settings, plans), 1):
         process = context.Process(
-            target=_work, args=(train, settings, verbose, f"worker {index}"),
+            target=_work, args=(train, mine, verbose, f"worker {index}",
+                                os.getpid()),
             name=f"keras-sugar compare worker {index}")
         with _started_with(env, affinity):
             process.start()
@@ -149,7 +236,7 @@ def run_workers(settings, count, verbose, train):
                 interrupted = True
                 for other in workers:
                     if other.is_alive():
-                        os.kill(other.pid, signal.SIGINT)
+                        os.kill(other.pid, interruption.signal_number())
     interruption.check()
     failed = [f"worker {index} (status {process.exitcode})"
               for index, process in enumerate(workers, 1)

@@ -14,24 +14,56 @@ disk is finished, a run whose lock is held is being trained, and any
 other run is free, whether never started or started by a process that
 died (the operating system releases a dead process's locks). Both are
 `filelock` locks (`flock`); on a shared filesystem it must support them
-(NFS does; Lustre needs the `flock` mount option).
+(NFS does; Lustre needs the `flock` mount option): `check_locks` tries
+one before they are relied on.
+
+Shards need no lock at all (`--shard K/N`, for filesystems without
+working locks): each process trains a fixed share of the runs and appends
+them to a file of its own, `runs.shard-K-of-N.jsonl`; the folder's runs
+are those of every runs file, and whoever finds them complete writes the
+table (files are replaced whole, under names no other process uses).
 """
 
+import contextlib
+import errno
+import glob
 import hashlib
 import importlib
 import json
 import os
+import socket
+import tempfile
+
+from keras_sugar.experiments.run_result import RunResult
 
 CONFIG = "config.json"
 RUNS = "runs.jsonl"
-# Every file a comparison writes; `overwrite` removes only these.
+# A shard's own runs file (`--shard K/N`).
+SHARD_RUNS = "runs.shard-{}-of-{}.jsonl"
+# Every file a comparison writes; `overwrite` removes only these (and the
+# shards' runs files).
 OUTPUTS = (CONFIG, RUNS, "results.json", "results.csv", "comparison.png")
 LOCK = RUNS + ".lock"
 CLAIMS = "claims"
+# `flock` errors that mean "held by another", not "not supported".
+_CONTENTION = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+
+
+class WriteFailed(OSError):
+    """A file of the folder could not be written (a full disk, a quota):
+    what was on disk before is kept whole."""
 # Settings that change what a run produces: a resumed comparison must use
 # the same ones (activations and seeds may differ, to add runs).
 SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
                   "batch_size", "lr", "momentum", "validation")
+
+
+def _existing(path):
+    """`path`, or the nearest of its parent folders that exists."""
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(os.path.abspath(existing))
+    return existing
 
 
 def check(path, overwrite=False, resume=False):
@@ -39,9 +71,10 @@ def check(path, overwrite=False, resume=False):
 
     Refuses a path that is a file, a folder that cannot be written, a
     folder that already holds a comparison unless `overwrite` (start over)
-    or `resume` (keep its finished runs) is given, a `config.json` that
-    cannot be read back to resume, and any of `OUTPUTS` already there that
-    could not be written when the time comes (a folder, a read-only file).
+    or `resume` (keep its finished runs; shards pass it) is given, a
+    `config.json` that cannot be read back to resume, and any of `OUTPUTS`
+    already there that could not be written when the time comes (a
+    folder, a read-only file).
 
     Raises:
         ValueError: naming the path and what to do.
@@ -51,9 +84,7 @@ def check(path, overwrite=False, resume=False):
                          "choose one.")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"--out {path} is a file; results go in a folder.")
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(os.path.abspath(existing))
+    existing = _existing(path)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"--out {path}: cannot write in {existing}.")
     if has_results(path) and not (overwrite or resume):
@@ -75,6 +106,62 @@ def check(path, overwrite=False, resume=False):
                              f"writable, or use another --out.")
     if resume and os.path.exists(os.path.join(path, CONFIG)):
         read_config(path)
+
+
+def check_locks(path):
+    """Refuses `path` where file locks do not work, before any process
+    relies on them to share its runs: a lock must be granted, and a second
+    one on the same file refused (`flock`, what `filelock` uses; where the
+    filesystem lacks it, as Lustre without the `flock` mount option or NFS
+    without its lock service, they fail or exclude nothing). Tried on a
+    file of its own in `path`, or in its nearest existing parent folder
+    (the folder is made later).
+
+    Raises:
+        ValueError: naming the path, what failed, and the lock-free way.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return  # Windows: filelock's own locks, on local disks.
+    existing = _existing(path)
+    lock_free = ("use --shard K/N, which needs no locks (see --help), or "
+                 "an --out where they work")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".keras-sugar-lock-check-",
+                                     dir=existing)
+    except OSError as error:
+        raise ValueError(f"--out {path}: cannot write in {existing} "
+                         f"({error}).") from None
+    try:
+        other = os.open(probe, os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                raise ValueError(
+                    f"--out {path}: file locks fail there ({error}), so "
+                    f"processes sharing it cannot claim runs: "
+                    f"{lock_free}.") from None
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno in _CONTENTION:
+                    return  # Refused: locks work.
+                raise ValueError(
+                    f"--out {path}: file locks fail there ({error}), so "
+                    f"processes sharing it cannot claim runs: "
+                    f"{lock_free}.") from None
+            raise ValueError(
+                f"--out {path}: file locks there do not exclude one "
+                f"another (a second lock on a locked file was granted), so "
+                f"processes sharing it would train the same runs and write "
+                f"over each other: {lock_free}.")
+        finally:
+            os.close(other)
+    finally:
+        os.close(fd)
+        os.remove(probe)
 
 
 def read_config(path):
@@ -113,9 +200,14 @@ def _filelock():
                           "package: pip install \"keras-sugar[data]\"") from error
 
 
+def _shard_runs_files(path):
+    return sorted(glob.glob(os.path.join(
+        glob.escape(path), SHARD_RUNS.format("*", "*"))))
+
+
 def has_results(path):
-    return any(os.path.exists(os.path.join(path, name))
-               for name in (CONFIG, RUNS))
+    return bool(any(os.path.exists(os.path.join(path, name))
+                    for name in (CONFIG, RUNS)) or _shard_runs_files(path))
 
 
 class ResultsFolder:
@@ -123,28 +215,41 @@ class ResultsFolder:
 
     Args:
         path: The folder (created if needed).
+        shard: `(k, n)`: this process is shard k of n (see `claim`), and
+            uses no lock; None: runs are claimed under file locks.
     """
 
-    def __init__(self, path):
-        self.path = path
-        self._filelock = _filelock()
-        # Reentrant: a method holding it may call another that takes it.
-        self.lock = self._filelock.FileLock(self.file(LOCK))
+    def __init__(self, path, shard=None):
+        self.path, self.shard = path, shard
+        if shard is None:
+            self._filelock = _filelock()
+            # Reentrant: a method holding it may call another that takes
+            # it.
+            self.lock = self._filelock.FileLock(self.file(LOCK))
+            self.runs_file = self.file(RUNS)
+        else:
+            self.lock = contextlib.nullcontext()
+            self.runs_file = self.file(SHARD_RUNS.format(*shard))
 
     def file(self, name):
         return os.path.join(self.path, name)
 
     def start(self, config, overwrite=False, resume=False):
         """Prepares the folder for `config` and returns the finished runs
-        to keep (only with `resume`).
+        to keep (only with `resume`, which shards imply).
 
         Raises:
             ValueError: resuming a comparison whose settings differ (names
                 each differing setting), or, without `resume`, a folder
                 another process started meanwhile.
+            WriteFailed: when `config.json` cannot be written.
         """
+        resume = resume or self.shard is not None
         check(self.path, overwrite, resume)
-        os.makedirs(self.path, exist_ok=True)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as error:
+            raise WriteFailed(f"Cannot make {self.path}: {error}") from None
         with self.lock:
             # Again under the lock: two processes may have passed `check`
             # together.
@@ -153,6 +258,8 @@ class ResultsFolder:
                 for name in OUTPUTS:
                     if os.path.exists(self.file(name)):
                         os.remove(self.file(name))
+                for name in _shard_runs_files(self.path):
+                    os.remove(name)
             finished = []
             if resume and has_results(self.path):
                 finished = self._check_same_settings(config)
@@ -162,17 +269,20 @@ class ResultsFolder:
         return finished
 
     def claim(self, keys):
-        """Claims the first of `keys` (`(activation, seed)` pairs) that is
-        neither on disk nor claimed by a live process.
+        """Claims the first of `keys` (`(activation, seed)` pairs, in their
+        fixed order) that is not on disk and that this process may train:
+        one no live process has claimed (its lock is free), or, for shard
+        k of n, one whose index in `keys` is k modulo n.
 
         Returns:
             A `Claim`: its `key` is None when nothing is left to claim.
             Release it (`with claim:`) after `append`-ing its run.
         """
+        if self.shard is not None:
+            return self._claim_in_shard(keys)
         os.makedirs(self.file(CLAIMS), exist_ok=True)
         with self.lock:
-            done = {(run["activation"], run["seed"]) for run in self.runs()}
-            done = [key for key in keys if key in done]
+            done = self._done(keys)
             busy = []
             for key in keys:
                 if key in done:
@@ -187,6 +297,18 @@ class ResultsFolder:
                 return Claim(key, lock, len(done), len(busy))
             return Claim(None, None, len(done), len(busy))
 
+    def _claim_in_shard(self, keys):
+        k, n = self.shard
+        done = self._done(keys)
+        for key in keys[k::n]:
+            if key not in done:
+                return Claim(key, None, len(done), 0)
+        return Claim(None, None, len(done), 0)
+
+    def _done(self, keys):
+        on_disk = {run.key for run in self.runs()}
+        return {key for key in keys if key in on_disk}
+
     def _claim_file(self, key):
         digest = hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()
         return os.path.join(self.file(CLAIMS), digest[:16] + ".lock")
@@ -194,7 +316,7 @@ class ResultsFolder:
     def _check_same_settings(self, config):
         if not os.path.exists(self.file(CONFIG)):
             raise ValueError(
-                f"Cannot resume {self.path}: it has {RUNS} but not the "
+                f"Cannot resume {self.path}: it has runs but not the "
                 f"{CONFIG} that says which settings made them. Use another "
                 f"--out, or --overwrite.")
         saved = read_config(self.path)
@@ -210,48 +332,92 @@ class ResultsFolder:
         return self.runs()
 
     def append(self, run):
-        """Adds one finished run, flushed to disk before returning."""
+        """Adds one finished `RunResult` to this process's runs file,
+        flushed to disk before returning.
+
+        Raises:
+            WriteFailed: when it cannot be written whole; the file is left
+                as it was.
+        """
+        data = (json.dumps(run.to_json()) + "\n").encode()
         with self.lock:
-            # A line another process left cut short is dropped first, so
+            # A line this file was left with cut short is dropped first, so
             # this record starts a line of its own.
-            self._read_runs()
-            with open(self.file(RUNS), "a") as f:
-                f.write(json.dumps(run) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            self._read_runs(self.runs_file, repair=True)
+            fd = os.open(self.runs_file, os.O_WRONLY | os.O_APPEND
+                         | os.O_CREAT, 0o666)
+            size = os.fstat(fd).st_size
+            try:
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            except OSError as error:
+                # A part written would be a torn line: cut it off
+                # (truncating needs no space).
+                os.ftruncate(fd, size)
+                raise WriteFailed(f"Cannot write {self.runs_file}: "
+                                  f"{error}") from None
+            finally:
+                os.close(fd)
 
     def runs(self):
-        """The finished runs on disk. A last line cut short (the process
-        was killed while writing it) is dropped from the file."""
+        """The finished runs on disk, every runs file's (`RUNS`, then the
+        shards'), each run once. A last line cut short (a process was
+        killed while writing it) is dropped from this process's own file;
+        in another's it may be the line being written, and is skipped."""
         with self.lock:
-            return self._read_runs()
+            runs = {}
+            for path in [self.file(RUNS), *_shard_runs_files(self.path)]:
+                repair = path == self.runs_file
+                for run in self._read_runs(path, repair):
+                    runs.setdefault(run.key, run)
+            return list(runs.values())
 
-    def _read_runs(self):
-        if not os.path.exists(self.file(RUNS)):
+    def _read_runs(self, path, repair):
+        if not os.path.exists(path):
             return []
-        with open(self.file(RUNS)) as f:
+        with open(path) as f:
             lines = f.read().splitlines()
         runs = []
         for number, line in enumerate(lines, 1):
             try:
-                runs.append(json.loads(line))
+                runs.append(RunResult.from_json(json.loads(line)))
             except json.JSONDecodeError:
                 if number < len(lines):
                     raise ValueError(
-                        f"{self.file(RUNS)} line {number} is not a JSON "
-                        f"run record: {line[:80]!r}") from None
-                # Drop the torn line, replacing the file at once: a kill
-                # now loses nothing that was finished.
-                self.write(RUNS, "".join(line + "\n" for line in lines[:-1]))
+                        f"{path} line {number} is not a JSON run record: "
+                        f"{line[:80]!r}") from None
+                if repair:
+                    # Drop the torn line, replacing the file at once: a kill
+                    # now loses nothing that was finished.
+                    self.write(os.path.basename(path), "".join(
+                        line + "\n" for line in lines[:-1]))
+            except ValueError as error:
+                raise ValueError(f"{path} line {number}: {error}") from None
         return runs
 
-    def write(self, name, text):
-        """Replaces file `name` with `text` at once: a reader sees the old
-        file or the new one, never half of it."""
-        temporary = self.file(f".{name}.{os.getpid()}.tmp")
-        with open(temporary, "w", newline="") as f:
-            f.write(text)
-        os.replace(temporary, self.file(name))
+    def write(self, name, data):
+        """Replaces file `name` with `data` (text or bytes) at once: a
+        reader sees the old file or the new one, never half of it.
+
+        Raises:
+            WriteFailed: when it cannot be written; the old file is kept
+                and nothing is left behind.
+        """
+        # A name no other process uses, on this machine or another.
+        temporary = self.file(
+            f".{name}.{socket.gethostname()}.{os.getpid()}.tmp")
+        mode = "wb" if isinstance(data, bytes) else "w"
+        try:
+            with open(temporary, mode, **({} if mode == "wb" else {
+                    "newline": ""})) as f:
+                f.write(data)
+            os.replace(temporary, self.file(name))
+        except OSError as error:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise WriteFailed(f"Cannot write {self.file(name)}: "
+                              f"{error}") from None
 
 
 class Claim:
