@@ -142,7 +142,9 @@ def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
     with open(os.path.join(out, "results.json")) as f:
         saved = json.load(f)
     assert saved["summary"] == json.loads(json.dumps(summary))
-    assert saved["summary"][0]["accuracy_delta_ci95"] == [0.0, 0.0]
+    assert saved["summary"][0]["accuracy_delta_ci"] == [0.0, 0.0]
+    assert saved["statistics"]["method"] == "holm"
+    assert saved["statistics"]["alpha"] == 0.05
     # Interrupted after the first run, killed while writing the second.
     with open(folder.file(results_folder.RUNS)) as f:
         lines = f.read().splitlines()
@@ -258,6 +260,8 @@ def _cli(args, capsys):
     (["--jobs", "2"], "--jobs 2 needs --out"),
     (["--validation", "0.9"], "argument --validation: '0.9' is not a "
      "number in [0, 0.5]"),
+    (["--alpha", "0"], "argument --alpha: '0' is not a number in (0, 0.5]"),
+    (["--alpha", "0.6"], "argument --alpha: '0.6' is not a number in"),
 ])
 def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     status, out, err = _cli(["compare", *args], capsys)
@@ -404,11 +408,11 @@ def test_command_line_prints_the_table_and_writes_files(tmp_path):
         [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
          "--model", "mlp", "--epochs", "1", "--seeds", "2",
          "--activations", "relu,sugar:bsilu", "--quiet", "--out", str(out),
-         "--backend", other],
+         "--backend", other, "--alpha", "0.2"],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"backend={other}" in proc.stdout
-    assert "vs baseline [95% CI]" in proc.stdout
+    assert "p (Holm)" in proc.stdout
     assert "run 1/4: relu, seed 0 (elapsed" in proc.stdout
     assert "run 2/4: relu, seed 1 (elapsed" in proc.stdout and "left)" in (
         proc.stdout)
@@ -422,7 +426,10 @@ def test_command_line_prints_the_table_and_writes_files(tmp_path):
         (results["runs"][2]["test_accuracy"] + results["runs"][3][
             "test_accuracy"] - results["runs"][0]["test_accuracy"]
          - results["runs"][1]["test_accuracy"]) / 2)
-    assert len(bsilu["accuracy_delta_ci95"]) == 2
+    assert len(bsilu["accuracy_delta_ci"]) == 2
+    assert results["statistics"]["alpha"] == 0.2  # --alpha
+    assert "vs relu [80% CI]" in proc.stdout and "Holm-adjusted" in (
+        proc.stdout)
     assert (out / "results.csv").exists() and (out / "comparison.png").exists()
     assert (out / "runs.jsonl").exists() and (out / "config.json").exists()
 

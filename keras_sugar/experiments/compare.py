@@ -297,11 +297,13 @@ class Comparison:
         runs = self.folder.runs() if self.folder else self.finished
         runs = _requested(runs, s.activations, s.seeds)
         self.complete = len(runs) == len(s.runs())
-        summary = comparison_table.summarize(runs, s.activations[0])
+        summary = comparison_table.summarize(runs, s.activations[0],
+                                             s.alpha)
         if self.folder and self.complete:
             with self.folder.lock:  # One writer at a time, sharing it.
-                for path in write_outputs(self.folder, self.config, runs,
-                                          summary):
+                for path in write_outputs(
+                        self.folder, self.config, runs, summary,
+                        comparison_table.statistics_record(summary, s.alpha)):
                     print(f"wrote {path}")
         return summary, runs
 
@@ -385,11 +387,14 @@ def run(*args, verbose=1, **kwargs):
     return prepare(*args, **kwargs).run(verbose)
 
 
-def write_outputs(folder, config, runs, summary):
-    """Writes results.json, results.csv and (with matplotlib) a PNG into
-    a `results_folder.ResultsFolder`; returns their paths."""
+def write_outputs(folder, config, runs, summary, statistics=None):
+    """Writes results.json (with `statistics`, how the verdicts were made:
+    see `comparison_table.statistics_record`), results.csv and (with
+    matplotlib) a PNG into a `results_folder.ResultsFolder`; returns their
+    paths."""
     folder.write("results.json", json.dumps(
-        {"config": config, "summary": summary, "runs": runs}, indent=2))
+        {"config": config, "statistics": statistics, "summary": summary,
+         "runs": runs}, indent=2))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=CSV_FIELDS,
                             extrasaction="ignore")
@@ -446,14 +451,12 @@ def main(args):
     print(f"\n{s.model} on {s.data}, {len(s.seeds)} seed(s), "
           f"{s.epochs} epochs, SGD lr={s.lr} momentum={s.momentum}, "
           f"backend={keras.backend.backend()}")
-    print(comparison_table.format_table(summary))
+    print(comparison_table.format_table(summary, s.alpha))
     chosen = (f"at the epoch of best accuracy on a validation split ("
               f"{s.validation:g} of the training data)" if s.validation
               else "after the last epoch")
-    print(f"test accuracy: {chosen}. vs baseline: the mean of each seed's "
-          f"difference from {s.activations[0]} (same seed, same initial "
-          f"weights), in points, with its 95% confidence interval over "
-          f"seeds.")
+    print(f"test accuracy: {chosen}.")
+    print(comparison_table.note(summary, s.alpha))
     return summary
 
 

@@ -191,6 +191,13 @@ def add_arguments(parser):
         "with one process. Needs --out; so do several commands, started "
         "by hand or by a scheduler (a SLURM array), given one --out and "
         "--resume: they share out the runs, each trained once.")
+    parser.add_argument(
+        "--alpha", type=argument_type("alpha"), default=0.05,
+        help="Family-wise error level of the verdicts: each column's "
+        "comparisons with the baseline are paired t-tests over seeds, "
+        "Holm-adjusted, so that all its verdicts hold together with "
+        "probability 1 - alpha; its intervals are simultaneous at that "
+        "level (Bonferroni).")
     parser.add_argument("--progress", choices=sorted(PROGRESS), default="bar",
                         help="bar: Keras' progress bar; epochs: one line per "
                         "epoch; runs: one line per run.")

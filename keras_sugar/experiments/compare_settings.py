@@ -60,6 +60,7 @@ RULES = {
     "momentum": (float, "a number in [0, 1]", lambda v: 0 <= v <= 1),
     "validation": (float, "a number in [0, 0.5]", lambda v: 0 <= v <= 0.5),
     "jobs": (int, "an integer >= 1", lambda v: v >= 1),
+    "alpha": (float, "a number in (0, 0.5]", lambda v: 0 < v <= 0.5),
 }
 
 
@@ -157,7 +158,10 @@ class ActivationSpec:
 
 # What a comparison does (`DEFAULTS`, which a preset may set) and how it
 # is run (where it writes, how many worker processes).
-RUN_FIELDS = {"out": None, "resume": False, "overwrite": False, "jobs": 1}
+# `alpha` is the family-wise error level of the verdicts (see
+# `paired_stats`): it changes the table, not the runs.
+RUN_FIELDS = {"out": None, "resume": False, "overwrite": False, "jobs": 1,
+              "alpha": 0.05}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +196,7 @@ class Settings:
     resume: bool = False
     overwrite: bool = False
     jobs: int = 1
+    alpha: float = RUN_FIELDS["alpha"]
     specs: tuple = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
