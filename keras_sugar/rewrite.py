@@ -265,6 +265,7 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
                            implementation=implementation, **params)
     plan = rewrite_plan.plan(model, activation, targets, existing, layers)
     if dry_run:
+        plan.report.dry_run = True  # Its first line says so.
         return plan.report
     if plan.route == "clone":
         new_model = _apply_clone(plan)

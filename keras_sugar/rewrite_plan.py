@@ -156,7 +156,7 @@ class SugarifyReport:
 
     def __str__(self):
         layers = f"; layers={self.layers}" if self.layers else ""
-        lines = [f"sugarify: {len(self.replaced)} site(s) -> {self.activation}"
+        lines = [f"sugarify{' dry run, nothing changed' if getattr(self, 'dry_run', False) else ''}: {len(self.replaced)} site(s) -> {self.activation}"
                  f" (targets: {', '.join(self.targets)}{layers})",
                  f"  route: {ROUTES[self.route]} ({self.route_reason})"]
         sections = [("replaced", self.replaced),
