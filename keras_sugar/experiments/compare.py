@@ -434,8 +434,7 @@ def main(args):
             comparison = prepare(s)
         except (ValueError, FileNotFoundError, ImportError) as error:
             args.parser.error(str(error))  # Nothing has trained yet.
-        progress = "runs" if args.quiet else args.progress
-        summary, runs = comparison.run(compare_command.PROGRESS[progress])
+        summary, runs = comparison.run(compare_command.verbosity(args))
     except KeyboardInterrupt:  # `Interrupted`, or one raised before.
         print(f"\n{_what_was_kept(args, comparison)}", file=sys.stderr)
         raise SystemExit(130) from None

@@ -8,6 +8,7 @@ last: an explicit flag, the `--preset`, `DEFAULTS`.
 
 import argparse
 import os
+import sys
 
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import interruption
@@ -44,6 +45,16 @@ PRESETS = {
 }
 
 PROGRESS = {"bar": 1, "epochs": 2, "runs": 0}  # -> Keras' fit(verbose=)
+
+
+def verbosity(args):
+    """Keras' `fit(verbose=)` for the command's progress: `auto` is the
+    bar on a terminal and one line per run elsewhere (a log file, a batch
+    job), where each update of a bar would be a line of its own."""
+    progress = "runs" if args.quiet else args.progress
+    if progress == "auto":
+        progress = "bar" if sys.stdout.isatty() else "runs"
+    return PROGRESS[progress]
 
 
 def parse_model_kwargs(text):
@@ -198,9 +209,11 @@ def add_arguments(parser):
         "Holm-adjusted, so that all its verdicts hold together with "
         "probability 1 - alpha; its intervals are simultaneous at that "
         "level (Bonferroni).")
-    parser.add_argument("--progress", choices=sorted(PROGRESS), default="bar",
+    parser.add_argument("--progress", choices=["auto", *sorted(PROGRESS)],
+                        default="auto",
                         help="bar: Keras' progress bar; epochs: one line per "
-                        "epoch; runs: one line per run.")
+                        "epoch; runs: one line per run; auto: the bar on a "
+                        "terminal, else (a log file, a batch job) runs.")
     parser.add_argument("--quiet", action="store_true",
                         help="Same as --progress runs.")
 

@@ -11,6 +11,7 @@ lengths, non-empty splits, finite inputs, integer labels in
 import copy
 import importlib
 import os
+import urllib.error
 
 import numpy as np
 
@@ -22,6 +23,25 @@ GENERATED = ("mnist1d", "digits", "mnist5k")
 # the Keras cache, ~/.keras/datasets).
 KERAS_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10,
                   "fashion_mnist": 10}
+
+
+# Where keras.datasets looks for each download first, under KERAS_HOME
+# (~/.keras): a file put there is read instead (a folder: the file named
+# as in its URL).
+KERAS_CACHE = {"mnist": "datasets/mnist.npz",
+               "cifar10": "datasets/cifar-10-batches-py-target_archive",
+               "cifar100": "datasets/cifar-100-python-target_archive",
+               "fashion_mnist": "datasets/fashion-mnist/"}
+# What `--data` reads as it is among those downloads.
+READABLE_DOWNLOADS = {"mnist": "mnist.npz",
+                      "cifar10": "cifar-10-python.tar.gz",
+                      "cifar100": "cifar-100-python.tar.gz"}
+
+
+class DownloadFailed(FileNotFoundError):
+    """A `keras.datasets` download failed (no network): the data is not in
+    the cache and cannot be fetched. The message names the URL and where to
+    put the file instead."""
 
 
 class Dataset:
@@ -234,10 +254,32 @@ def keras_dataset(name):
 
     module = getattr(keras.datasets, name)
     kwargs = {"label_mode": "fine"} if name == "cifar100" else {}
-    (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+    except Exception as error:  # Keras raises a bare Exception for a URL.
+        if not isinstance(error.__context__, urllib.error.URLError):
+            raise
+        raise DownloadFailed(_offline_message(name, error)) from None
     return Dataset(name, x_train, y_train, x_test, y_test,
                    num_classes=KERAS_DATASETS[name],
                    source=f"keras.datasets.{name}")
+
+
+def _offline_message(name, error):
+    """One line: what failed, and the file to put in the cache instead."""
+    # Keras' message: "URL fetch failure on <url>: <errno> -- <reason>".
+    url = str(error).partition(" on ")[2].partition(": ")[0] or "its URL"
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    cache = os.path.join(home, KERAS_CACHE[name])
+    if cache.endswith("/"):
+        cache += url.rsplit("/", 1)[-1]
+    readable = READABLE_DOWNLOADS.get(name)
+    instead = (f", or pass the downloaded file as --data "
+               f"{readable}" if readable else "")
+    return (f"Cannot download the {name} data from {url} "
+            f"({error.__context__.reason}): download that file elsewhere "
+            f"and put it at {cache}{instead}.")
 
 
 def load(name_or_path):

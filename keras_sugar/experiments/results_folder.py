@@ -12,7 +12,10 @@ claims a run by holding the run's own lock, `claims/<key>.lock`, for as
 long as it trains it, and appends the run before letting go: a run on
 disk is finished, a run whose lock is held is being trained, and any
 other run is free, whether never started or started by a process that
-died (the operating system releases a dead process's locks). Both are
+died (the operating system releases a dead process's locks). A claim's
+file is removed once it is released, under the folder's lock (every claim
+is tried under it, so no process holds or opens the file then): a finished
+comparison leaves no lock files in `claims/`. Both are
 `filelock` locks (`flock`); on a shared filesystem it must support them
 (NFS does; Lustre needs the `flock` mount option).
 """
@@ -169,7 +172,6 @@ class ResultsFolder:
             A `Claim`: its `key` is None when nothing is left to claim.
             Release it (`with claim:`) after `append`-ing its run.
         """
-        os.makedirs(self.file(CLAIMS), exist_ok=True)
         with self.lock:
             done = {(run["activation"], run["seed"]) for run in self.runs()}
             done = [key for key in keys if key in done]
@@ -177,6 +179,7 @@ class ResultsFolder:
             for key in keys:
                 if key in done:
                     continue
+                os.makedirs(self.file(CLAIMS), exist_ok=True)
                 lock = self._filelock.FileLock(self._claim_file(key),
                                                timeout=0)
                 try:
@@ -184,7 +187,7 @@ class ResultsFolder:
                 except self._filelock.Timeout:
                     busy.append(key)  # Being trained by a live process.
                     continue
-                return Claim(key, lock, len(done), len(busy))
+                return Claim(key, lock, len(done), len(busy), self.lock)
             return Claim(None, None, len(done), len(busy))
 
     def _claim_file(self, key):
@@ -259,12 +262,19 @@ class Claim:
     many of the requested runs were on disk (`done`) and being trained
     elsewhere (`busy`, those before it) when it was claimed."""
 
-    def __init__(self, key, lock, done, busy):
+    def __init__(self, key, lock, done, busy, folder_lock=None):
         self.key, self._lock, self.done, self.busy = key, lock, done, busy
+        self._folder_lock = folder_lock
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self._lock is not None:
+        if self._lock is None:
+            return
+        with self._folder_lock:  # No other process is claiming meanwhile.
             self._lock.release()
+            os.remove(self._lock.lock_file)
+            claims = os.path.dirname(self._lock.lock_file)
+            if not os.listdir(claims):
+                os.rmdir(claims)
