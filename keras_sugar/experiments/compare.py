@@ -20,13 +20,13 @@ import numpy as np
 
 from keras_sugar import diagnostics
 from keras_sugar.activations import SugarReLU
-from keras_sugar.experiments import architectures
 from keras_sugar.experiments import compare_command
 from keras_sugar.experiments import comparison_table
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import interruption
 from keras_sugar.experiments import jobs
 from keras_sugar.experiments import results_folder
+from keras_sugar.experiments import user_models
 from keras_sugar.experiments.compare_settings import ActivationSpec
 from keras_sugar.experiments.compare_settings import Settings
 
@@ -90,12 +90,10 @@ class _RunProgbar(keras.callbacks.ProgbarLogger):
 
 
 def build(model, dataset, activation, **model_kwargs):
-    """Builds one of `architectures.BUILDERS` for `dataset` with
-    `activation`."""
-    architectures.check(model, model_kwargs)
-    return architectures.BUILDERS[model](
-        dataset.input_shape, dataset.num_classes, activation,
-        **model_kwargs)
+    """Builds `model` (a name of `architectures.BUILDERS`, or a model of
+    the user's: see `user_models`) for `dataset` with `activation`."""
+    return user_models.build(model, dataset.input_shape,
+                             dataset.num_classes, activation, **model_kwargs)
 
 
 class Trainer:
@@ -110,7 +108,7 @@ class Trainer:
 
     Args:
         dataset: A `datasets.Dataset`.
-        model: A key of `architectures.BUILDERS`.
+        model: What `--model` takes (see `user_models`).
         spec: An activation spec (see `parse_activation`).
         lr: SGD learning rate.
         momentum: SGD momentum.
@@ -125,6 +123,10 @@ class Trainer:
                                         parse_activation(spec),
                                         **model_kwargs)
         self.model = self._build()
+        # A saved model starts every seed from its own weights.
+        self._saved_weights = (self.model.get_weights() if
+                               user_models.starts_from_saved_weights(model)
+                               else None)
         self.model.compile(
             optimizer=keras.optimizers.SGD(lr, momentum=momentum),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -142,7 +144,8 @@ class Trainer:
         """Sets the weights a model built with `seed` starts from, and the
         optimizer's initial state; seeds the data shuffling."""
         keras.utils.set_random_seed(seed)
-        self.model.set_weights(self._build().get_weights())
+        self.model.set_weights(self._saved_weights or
+                               self._build().get_weights())
         for variable, value in zip(self.model.optimizer.variables,
                                    self._optimizer_start):
             variable.assign(value)
@@ -358,13 +361,14 @@ def prepare(*args, **kwargs):
         (s,) = args
     else:
         s = Settings.create(*args, **kwargs)
-    for spec in s.specs:
-        parse_activation(spec)
+    activations = [parse_activation(spec) for spec in s.specs]
     dataset = datasets.load(s.data)
     if s.validation:
         dataset = datasets.hold_out(dataset, s.validation)
     interruption.check()
-    build(s.model, dataset, parse_activation(s.specs[0]), **s.model_kwargs)
+    user_models.check_builds(s.model, dataset.input_shape,
+                             dataset.num_classes, activations,
+                             s.model_kwargs)
     interruption.check()  # Before anything is written.
     config = {"backend": keras.backend.backend(), "dataset": repr(dataset),
               **s.config()}

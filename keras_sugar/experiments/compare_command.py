@@ -12,6 +12,7 @@ import sys
 
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import interruption
+from keras_sugar.experiments import user_models
 from keras_sugar.experiments.compare_settings import DEFAULTS
 from keras_sugar.experiments.compare_settings import RULES
 from keras_sugar.experiments.compare_settings import VALIDATION_HELP
@@ -151,15 +152,26 @@ def add_arguments(parser):
         "into ~/.keras/datasets); or a path: a .npz with x_train, y_train, "
         "x_test, y_test, a CIFAR python folder or .tar.gz, or a folder of "
         f"images with one subfolder per class (default: {d['data']}).")
-    parser.add_argument("--model", default=unset,
-                        choices=sorted(architectures.BUILDERS),
-                        help="Architecture, without batch normalization "
-                        f"(default: {d['model']}).")
+    parser.add_argument(
+        "--model", default=unset,
+        help=f"One of {sorted(architectures.BUILDERS)} (the package's "
+        "architectures, without batch normalization), or your own: "
+        "FILE.py:FUNCTION or package.module:FUNCTION, a function "
+        f"FUNCTION{user_models.CONTRACT} that returns an uncompiled Keras "
+        "model with one logit per class and `activation` wherever a ReLU "
+        "would be (each run calls it with its seed set; workers import it "
+        "by its path; the results folder keeps a hash of the file, and "
+        "--resume refuses a changed one); or FILE.keras, a saved ReLU "
+        "model fine-tuned from its saved weights: relu is the model as "
+        "saved, sugar:<surrogate> the model rewritten by sugarify, and a "
+        "seed changes only the order of the batches (and dropout) "
+        f"(default: {d['model']}).")
     parser.add_argument("--model-kwargs", default=unset, metavar="K=V,...",
                         type=parse_model_kwargs,
-                        help="Keyword arguments of the model builder, e.g. "
-                        "width=1.0,layout=vgg11. Builders and their "
-                        f"defaults: {_builders_help()}.")
+                        help="Keyword arguments of the model builder or "
+                        "your function, e.g. width=1.0,layout=vgg11. "
+                        "Builders and their defaults: "
+                        f"{_builders_help()}.")
     parser.add_argument("--activations", default=",".join(d["activations"]),
                         help="Comma-separated: relu, gelu, ..., "
                         "sugar:<surrogate>[:param=value]. The first is the "

@@ -33,8 +33,9 @@ LOCK = RUNS + ".lock"
 CLAIMS = "claims"
 # Settings that change what a run produces: a resumed comparison must use
 # the same ones (activations and seeds may differ, to add runs).
-SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
-                  "batch_size", "lr", "momentum", "validation")
+SAME_ON_RESUME = ("backend", "data", "model", "model_source",
+                  "model_kwargs", "epochs", "batch_size", "lr", "momentum",
+                  "validation")
 
 
 def check(path, overwrite=False, resume=False):
