@@ -218,9 +218,9 @@ def add_arguments(parser):
         "--alpha", type=argument_type("alpha"), default=0.05,
         help="Family-wise error level of the verdicts: each column's "
         "comparisons with the baseline are paired t-tests over seeds, "
-        "Holm-adjusted, so that all its verdicts hold together with "
-        "probability 1 - alpha; its intervals are simultaneous at that "
-        "level (Bonferroni).")
+        "Holm-adjusted, so that the chance that any of its findings "
+        "(better, worse, fewer, more) is false is at most alpha; its "
+        "intervals are simultaneous at level 1 - alpha (Bonferroni).")
     parser.add_argument("--progress", choices=["auto", *sorted(PROGRESS)],
                         default="auto",
                         help="bar: Keras' progress bar; epochs: one line per "

@@ -121,8 +121,9 @@ def statistics_record(summary, alpha=ALPHA):
                 "baseline over their shared seeds",
         "adjustment": "Holm step-down over each measure's comparisons with "
                       "the baseline (accuracy and dead units are separate "
-                      "families): every verdict of a family is right with "
-                      "probability >= 1 - alpha",
+                      "families): the chance that any finding of a family "
+                      "(better, worse, fewer, more) is false is at most "
+                      "alpha",
         "intervals": "Bonferroni simultaneous: each at level 1 - alpha/m, "
                      "m the comparisons of its family",
         "comparisons": family_sizes(summary),
@@ -217,9 +218,10 @@ def note(summary, alpha=ALPHA):
         f"vs {baseline}: the mean of each seed's difference from "
         f"{baseline} (same seed, same initial weights), in points. Verdicts: "
         f"paired t-tests over seeds, Holm-adjusted over each column's "
-        f"comparisons with {baseline} ({families or 'none'}), so that all "
-        f"of a column's verdicts hold together with {100 * (1 - alpha):g}% "
-        f"confidence (--alpha {alpha:g}); p (Holm) is the adjusted p-value. "
+        f"comparisons with {baseline} ({families or 'none'}): the chance "
+        f"that any finding of a column (better, worse, fewer, more) is "
+        f"false is at most {100 * alpha:g}% (--alpha {alpha:g}); p (Holm) "
+        f"is the adjusted p-value. "
         f"Intervals: simultaneous over each column (Bonferroni), so a "
         f"verdict Holm finds in a later step may show one that touches 0.",
         width=100)
