@@ -31,17 +31,26 @@ def is_installed(backend):
     return importlib.util.find_spec(backend) is not None
 
 
-def _configured():
-    """The backend set by `KERAS_BACKEND` or keras.json, or None."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
+def _keras_json():
     home = os.environ.get("KERAS_HOME") or os.path.join(
         os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "keras.json")
+
+
+def _configured():
+    """The backend set by `KERAS_BACKEND` or keras.json, or None; and
+    where it was read."""
+    if os.environ.get("KERAS_BACKEND"):
+        backend = os.environ["KERAS_BACKEND"]
+        return backend, f"KERAS_BACKEND={backend}"
+    path = _keras_json()
     try:
-        with open(os.path.join(home, "keras.json")) as f:
-            return json.load(f).get("backend")
-    except (OSError, ValueError):  # No file, or not JSON: Keras' default.
-        return None
+        with open(path) as f:
+            backend = json.load(f).get("backend")
+    except (OSError, ValueError, AttributeError):
+        # No file, not JSON, or not an object: Keras' default.
+        return None, None
+    return backend, (f"set in {path}" if backend else None)
 
 
 def choose(requested=None):
@@ -64,14 +73,28 @@ def choose(requested=None):
             Keras or the backend's package is older than keras-sugar needs
             (see `keras_sugar.versions`).
     """
-    backend = _choose(requested)
+    return choose_and_say_why(requested)[0]
+
+
+def choose_and_say_why(requested=None):
+    """`choose`, and why: returns `(backend, reason)`, the reason a few
+    words a user reads (`"--backend jax"`, `"KERAS_BACKEND=jax"`, the
+    keras.json that names it, or that it is the first installed);
+    `(None, None)` if Keras is already imported.
+
+    Example:
+
+    >>> choose_and_say_why()  # Keras runs already: its backend is fixed.
+    (None, None)
+    """
+    backend, reason = _choose(requested)
     versions.check(backend)
-    return backend
+    return backend, reason
 
 
 def _choose(requested):
     if "keras" in sys.modules:
-        return None
+        return None, None
     if requested is not None:
         if requested not in BACKENDS + INFERENCE_ONLY:
             raise ValueError(
@@ -81,18 +104,26 @@ def _choose(requested):
             raise ImportError(
                 f"The {requested} backend is not installed. {HOW_TO_CHOOSE}")
         os.environ["KERAS_BACKEND"] = requested
-        return requested
-    backend = _configured() or "tensorflow"
+        return requested, f"--backend {requested}"
+    backend, source = _configured()
+    first = (f"the first installed of {', '.join(BACKENDS)}; choose "
+             f"another with KERAS_BACKEND or --backend")
     # KERAS_BACKEND is the user's own choice: kept, even if missing. A
     # keras.json backend may have been written by another environment
     # (Keras writes the one it first ran with), so one that is not
     # installed here gives way to an installed one.
-    if os.environ.get("KERAS_BACKEND") or is_installed(backend):
-        return backend
+    if os.environ.get("KERAS_BACKEND"):
+        return backend, source
+    if backend and is_installed(backend):
+        return backend, source
+    if backend:
+        first = (f"the first installed of {', '.join(BACKENDS)}: "
+                 f"{backend}, {source}, is not installed")
     for candidate in BACKENDS:
         if is_installed(candidate):
-            os.environ["KERAS_BACKEND"] = candidate
-            return candidate
+            if backend or candidate != "tensorflow":  # Else Keras' default.
+                os.environ["KERAS_BACKEND"] = candidate
+            return candidate, first
     raise ImportError(f"No Keras backend is installed. {HOW_TO_CHOOSE}")
 
 

@@ -257,6 +257,7 @@ def sugarify(model, surrogate="bsilu", *, targets=("relu",),
     plan = rewrite_plan.plan(model, activation, targets, existing, layers,
                              dry_run)
     if dry_run:
+        plan.report.dry_run = True  # Its first line says so.
         return plan.report
     if plan.route is rewrite_plan.Route.CLONE:
         new_model = _apply_clone(plan)

@@ -141,6 +141,57 @@ def _record(activation, seed):
                      {"loss": [0.3]})
 
 
+def test_output_to_a_file_is_one_line_per_run_and_names_the_backend(
+        tmp_path):
+    # A log file or a batch job: no progress bar, whose every update would
+    # be a line of its own; the backend and why, before anything else.
+    backend = keras.backend.backend()
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
+         "--model", "mlp", "--model-kwargs", "depth=1,units=8", "--epochs",
+         "3", "--seeds", "2", "--activations", "relu"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env=dict(os.environ, KERAS_BACKEND=backend))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f"keras-sugar: Keras backend {backend} "
+                        f"(KERAS_BACKEND={backend})")
+    assert "\r" not in proc.stdout and "\b" not in proc.stdout
+    assert "/step" not in proc.stdout and "Epoch" not in proc.stdout
+    assert len([line for line in lines if " seed " in line]) == 4
+    assert len(lines) < 30
+
+
+def test_offline_keras_datasets_name_the_url_and_the_file(tmp_path):
+    # No network: downloads go to a proxy nobody listens at.
+    unreachable = "http://127.0.0.1:9"
+    env = dict(os.environ, KERAS_HOME=str(tmp_path / "home"),
+               https_proxy=unreachable, HTTPS_PROXY=unreachable,
+               http_proxy=unreachable, HTTP_PROXY=unreachable, no_proxy="",
+               NO_PROXY="")
+    home = tmp_path / "home" / "datasets"
+    for args, url, cache, instead in [
+        (["--data", "mnist"], "https://storage.googleapis.com/tensorflow/"
+         "tf-keras-datasets/mnist.npz", home / "mnist.npz", "mnist.npz"),
+        (["--preset", "paper-vgg16-cifar10"],
+         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+         home / "cifar-10-batches-py-target_archive",
+         "cifar-10-python.tar.gz")]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "keras_sugar", "compare", *args,
+             "--quiet"], capture_output=True, text=True, cwd=ROOT,
+            timeout=600, env=env)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("keras-sugar compare: error: Cannot download "
+                               f"the {args[1].split('-')[-1]} data from "
+                               f"{url} (")
+        assert last.endswith(f"download that file elsewhere and put it at "
+                             f"{cache}, or pass the downloaded file as "
+                             f"--data {instead}.")
+
+
 def test_a_run_appended_after_a_torn_line_starts_its_own(tmp_path):
     """A process killed while writing leaves a line without its end; the
     next process's record must not be glued onto it (and lost)."""
@@ -169,7 +220,10 @@ def test_each_run_is_on_disk_as_it_ends_and_resume_runs_the_rest(
     with open(os.path.join(out, "results.json")) as f:
         saved = json.load(f)
     assert saved["summary"] == json.loads(json.dumps(summary))
-    assert saved["summary"][0]["accuracy_delta_ci95"] == [0.0, 0.0]
+    assert saved["summary"][0]["accuracy_delta_ci"] == [0.0, 0.0]
+    assert saved["statistics"]["method"] == "holm"
+    assert not os.path.exists(folder.file("claims"))  # No lock files left.
+    assert saved["statistics"]["alpha"] == 0.05
     # Interrupted after the first run, killed while writing the second.
     with open(folder.file(results_folder.RUNS)) as f:
         lines = f.read().splitlines()
@@ -275,6 +329,8 @@ def test_a_model_that_cannot_take_the_data_fails_before_training(tmp_path):
     (["--jobs", "2"], "--jobs 2 needs --out"),
     (["--validation", "0.9"], "argument --validation: '0.9' is not a "
      "number in [0, 0.5]"),
+    (["--alpha", "0"], "argument --alpha: '0' is not a number in (0, 0.5]"),
+    (["--alpha", "0.6"], "argument --alpha: '0.6' is not a number in"),
 ])
 def test_command_line_errors_are_one_line_and_status_2(args, message, capsys):
     status, out, err = _cli(["compare", *args], capsys)
@@ -521,11 +577,11 @@ def test_command_line_prints_the_table_and_writes_files(tmp_path):
         [sys.executable, "-m", "keras_sugar", "compare", "--data", "digits",
          "--model", "mlp", "--epochs", "1", "--seeds", "2",
          "--activations", "relu,sugar:bsilu", "--quiet", "--out", str(out),
-         "--backend", other],
+         "--backend", other, "--alpha", "0.2"],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"backend={other}" in proc.stdout
-    assert "vs baseline [95% CI]" in proc.stdout
+    assert "p (Holm)" in proc.stdout
     assert "run 1/4: relu, seed 0 (elapsed" in proc.stdout
     assert "run 2/4: relu, seed 1 (elapsed" in proc.stdout and "left)" in (
         proc.stdout)
@@ -539,7 +595,10 @@ def test_command_line_prints_the_table_and_writes_files(tmp_path):
         (results["runs"][2]["test_accuracy"] + results["runs"][3][
             "test_accuracy"] - results["runs"][0]["test_accuracy"]
          - results["runs"][1]["test_accuracy"]) / 2)
-    assert len(bsilu["accuracy_delta_ci95"]) == 2
+    assert len(bsilu["accuracy_delta_ci"]) == 2
+    assert results["statistics"]["alpha"] == 0.2  # --alpha
+    assert "vs relu [80% CI]" in proc.stdout and "Holm-adjusted" in (
+        proc.stdout)
     assert (out / "results.csv").exists() and (out / "comparison.png").exists()
     assert (out / "runs.jsonl").exists() and (out / "config.json").exists()
 
@@ -743,6 +802,7 @@ def test_processes_sharing_a_folder_train_each_run_once(tmp_path):
     assert started == 6
     with open(out / "results.json") as f:
         assert len(json.load(f)["runs"]) == 6  # Written by the last.
+    assert not (out / "claims").exists()  # Each claim's file went with it.
 
 
 def test_a_process_killed_mid_run_loses_only_that_run(tmp_path):

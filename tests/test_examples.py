@@ -14,6 +14,7 @@ def run(script, *args):
         [sys.executable, os.path.join(ROOT, "examples", script), *args],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "UserWarning" not in proc.stderr, proc.stderr[-3000:]
     return proc.stdout
 
 
@@ -34,5 +35,9 @@ def test_sugarify_backbone_survives_reload(library):
     pytest.importorskip(f"keras_{library}")
     out = run("sugarify_backbone.py", "--library", library)
     assert "same predictions: True" in out
+    # It trains: the loss falls epoch after epoch (fit, verbose=2).
+    losses = [float(line.split("loss: ")[1].split()[0])
+              for line in out.splitlines() if " - loss: " in line]
+    assert len(losses) == 3 and losses[2] < losses[1] < losses[0], losses
     replaced = out.split("sugarify: ")[1].split(" site(s)")[0]
     assert f"reloaded with {replaced} SugarReLU activations" in out

@@ -27,14 +27,14 @@ for name in os.environ["HIDDEN_MODULES"].split(","):
 """
 
 
-def run_without(hidden, args, tmp_path):
+def run_without(hidden, args, tmp_path, **env_vars):
     """Runs `args` with the `hidden` modules absent, no KERAS_BACKEND and
-    an empty Keras home (no keras.json)."""
+    an empty Keras home (no keras.json), or `env_vars` set."""
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env.update(HIDDEN_MODULES=",".join(hidden), KERAS_HOME=str(
         tmp_path / "keras_home"), PYTHONPATH=os.pathsep.join(
-            [str(tmp_path), ROOT]))
+            [str(tmp_path), ROOT]), **env_vars)
     return subprocess.run(args, capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=300)
 
@@ -93,6 +93,38 @@ def test_command_without_tensorflow_runs_on_an_installed_backend(tmp_path):
         "--surrogates", "nelu"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists()
+
+
+FIRST = "the first installed of tensorflow, jax, torch"
+
+
+@pytest.mark.parametrize("hidden, env, keras_json, args, expected", [
+    ((), {}, None, [], f"tensorflow ({FIRST}; choose another with "
+     f"KERAS_BACKEND or --backend)"),
+    (("tensorflow",), {}, None, [], f"jax ({FIRST}; choose another with "
+     f"KERAS_BACKEND or --backend)"),
+    ((), {"KERAS_BACKEND": "torch"}, None, [], "torch (KERAS_BACKEND=torch)"),
+    ((), {}, "jax", [], "jax (set in {home}/keras.json)"),
+    (("jax",), {}, "jax", [], f"tensorflow ({FIRST}: jax, set in "
+     "{home}/keras.json, is not installed)"),
+    ((), {"KERAS_BACKEND": "tensorflow"}, None, ["--backend", "jax"],
+     "jax (--backend jax)"),
+])
+def test_the_command_says_first_which_backend_runs_and_why(
+        hidden, env, keras_json, args, expected, tmp_path):
+    # An extra such as [hub] brings TensorFlow along, and with nothing set
+    # the command runs on it: its first line says so, and why.
+    home = tmp_path / "keras_home"
+    if keras_json:
+        home.mkdir()
+        (home / "keras.json").write_text(f'{{"backend": "{keras_json}"}}')
+    proc = run_without(hidden, [COMMAND, *args, "plot", "--out",
+                                str(tmp_path / "s.png"), "--surrogates",
+                                "nelu"], tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = proc.stdout.splitlines()[0]
+    assert first == "keras-sugar: Keras backend " + expected.format(
+        home=home)
 
 
 def test_no_backend_at_all_says_how_to_install_one(tmp_path):

@@ -159,6 +159,10 @@ class TestForms:
         assert len(report) == 7
         assert "opaque" in str(report)
         assert count_sugar_sites(model) == 0
+        # Read on its own, the report says first that nothing changed.
+        first = str(report).splitlines()[0]
+        assert first.startswith("sugarify dry run, nothing changed: 7 ")
+        assert "dry run" not in str(sugarify(model).sugar_report)
 
     @pytest.mark.inference
     def test_dry_run_only_plans(self, monkeypatch):
@@ -225,6 +229,14 @@ def hand_placed():
                                name="rnn")(keras.layers.Reshape((1, 3))(x))
     outputs = keras.layers.Dense(2, activation="relu", name="relu_dense")(x)
     return keras.Model(inputs, outputs)
+
+
+def as_applied(dry_run_report):
+    """A dry run's report as the rewrite reports it: the same but for its
+    first line, which says that nothing changed."""
+    text = str(dry_run_report)
+    assert text.startswith("sugarify dry run, nothing changed: ")
+    return text.replace(" dry run, nothing changed", "", 1)
 
 
 def listed(sites):

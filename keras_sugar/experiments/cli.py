@@ -98,27 +98,42 @@ def main(argv=None):
         interruption.uninstall()  # For a caller that goes on.
 
 
+def _announce_backend(args, argv):
+    """Chooses the backend and prints, first, which one runs and why (an
+    installed extra can bring another backend along: `[hub]` brings
+    TensorFlow). Returns the backend."""
+    requested = getattr(args, "backend", None)
+    try:
+        chosen, reason = backend_selection.choose_and_say_why(requested)
+    except ImportError as error:
+        args.parser.error(str(error))
+    if chosen is None:  # Keras runs in this process already.
+        if requested:
+            _reexec_with_backend(requested, argv)  # Announces it there.
+        import keras
+
+        chosen = keras.backend.backend()
+        reason = (f"--backend {requested}" if requested else
+                  "Keras was already running in this process")
+    print(f"keras-sugar: Keras backend {chosen} ({reason})", flush=True)
+    return chosen
+
+
 def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     command = importlib.import_module(COMMANDS[args.command])
-    if hasattr(command, "check"):
+    if hasattr(command, "check"):  # Bad arguments: refused, no backend.
         try:
             command.check(args)
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:
             args.parser.error(str(error))
     requested = getattr(args, "backend", None)
     _check_trains(args, requested)
-    try:
-        chosen = backend_selection.choose(requested)
-    except ImportError as error:
-        args.parser.error(str(error))
-    if requested is None:  # KERAS_BACKEND, keras.json, or Keras' own.
-        _check_trains(args, chosen or _running_backend())
+    chosen = _announce_backend(args, argv)  # The first line of the output.
+    _check_trains(args, chosen)  # KERAS_BACKEND, keras.json, or Keras' own.
     if hasattr(command, "before_keras"):
         command.before_keras(args)
-    if chosen is None and requested:
-        _reexec_with_backend(requested, argv)
     importlib.import_module(args.runner).main(args)
     return 0
 

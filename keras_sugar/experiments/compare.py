@@ -21,13 +21,13 @@ import numpy as np
 
 from keras_sugar import diagnostics
 from keras_sugar.activations import SugarReLU
-from keras_sugar.experiments import architectures
 from keras_sugar.experiments import compare_command
 from keras_sugar.experiments import comparison_table
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import interruption
 from keras_sugar.experiments import jobs
 from keras_sugar.experiments import results_folder
+from keras_sugar.experiments import user_models
 from keras_sugar.experiments.compare_settings import ActivationSpec
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.experiments.run_result import CSV_FIELDS
@@ -89,12 +89,10 @@ class _RunProgbar(keras.callbacks.ProgbarLogger):
 
 
 def build(model, dataset, activation, **model_kwargs):
-    """Builds one of `architectures.BUILDERS` for `dataset` with
-    `activation`."""
-    architectures.check(model, model_kwargs)
-    return architectures.BUILDERS[model](
-        dataset.input_shape, dataset.num_classes, activation,
-        **model_kwargs)
+    """Builds `model` (a name of `architectures.BUILDERS`, or a model of
+    the user's: see `user_models`) for `dataset` with `activation`."""
+    return user_models.build(model, dataset.input_shape,
+                             dataset.num_classes, activation, **model_kwargs)
 
 
 class Trainer:
@@ -110,7 +108,7 @@ class Trainer:
     Args:
         dataset: A `datasets.Dataset`.
         settings: The comparison's `compare_settings.Settings`: its model
-            and model keywords, learning rate, momentum, epochs and batch.
+            (see `user_models`) and model keywords, learning rate, momentum, epochs and batch.
         spec: The activation, one of `settings.specs`
             (`compare_settings.ActivationSpec`).
         probe_size: Training examples the dead units are measured on.
@@ -123,6 +121,11 @@ class Trainer:
                                         parse_activation(spec),
                                         **settings.model_kwargs)
         self.model = self._build()
+        # A saved model starts every seed from its own weights.
+        self._saved_weights = (self.model.get_weights() if
+                               user_models.starts_from_saved_weights(
+                                   settings.model)
+                               else None)
         self.model.compile(
             optimizer=keras.optimizers.SGD(settings.lr,
                                            momentum=settings.momentum),
@@ -141,7 +144,8 @@ class Trainer:
         """Sets the weights a model built with `seed` starts from, and the
         optimizer's initial state; seeds the data shuffling."""
         keras.utils.set_random_seed(seed)
-        self.model.set_weights(self._build().get_weights())
+        self.model.set_weights(self._saved_weights or
+                               self._build().get_weights())
         for variable, value in zip(self.model.optimizer.variables,
                                    self._optimizer_start):
             variable.assign(value)
@@ -306,11 +310,12 @@ class Comparison:
         runs = _requested(runs, s.runs())
         self.complete = len(runs) == len(s.runs())
         summary = comparison_table.summarize([run.to_json() for run in runs],
-                                             s.activations[0])
+                                             s.activations[0], s.alpha)
         if self.folder and self.complete:
             with self.folder.lock:  # One writer at a time, sharing it.
-                for path in write_outputs(self.folder, self.config, runs,
-                                          summary):
+                for path in write_outputs(
+                        self.folder, self.config, runs, summary,
+                        comparison_table.statistics_record(summary, s.alpha)):
                     print(f"wrote {path}")
         return summary, runs
 
@@ -385,13 +390,14 @@ def prepare(settings):
                         f"one with Settings.create(...)). Received: "
                         f"{settings!r}")
     s = settings
-    for spec in s.specs:
-        parse_activation(spec)
+    activations = [parse_activation(spec) for spec in s.specs]
     dataset = datasets.load(s.data)
     if s.validation:
         dataset = datasets.hold_out(dataset, s.validation)
     interruption.check()
-    build(s.model, dataset, parse_activation(s.specs[0]), **s.model_kwargs)
+    user_models.check_builds(s.model, dataset.input_shape,
+                             dataset.num_classes, activations,
+                             s.model_kwargs)
     interruption.check()  # Before anything is written.
     config = {"backend": keras.backend.backend(), "dataset": repr(dataset),
               **s.config()}
@@ -420,16 +426,19 @@ def run(settings=None, verbose=1, **kwargs):
     return prepare(settings).run(verbose)
 
 
-def write_outputs(folder, config, runs, summary):
-    """Writes results.json, results.csv and (with matplotlib) a PNG into
-    a `results_folder.ResultsFolder`; returns their paths.
+def write_outputs(folder, config, runs, summary, statistics=None):
+    """Writes results.json (with `statistics`, how the verdicts were made:
+    see `comparison_table.statistics_record`), results.csv and (with
+    matplotlib) a PNG into a `results_folder.ResultsFolder`; returns their
+    paths.
 
     Raises:
         results_folder.WriteFailed: when one cannot be written whole.
     """
     records = [run.to_json() for run in runs]
     folder.write("results.json", json.dumps(
-        {"config": config, "summary": summary, "runs": records}, indent=2))
+        {"config": config, "statistics": statistics, "summary": summary,
+         "runs": records}, indent=2))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=CSV_FIELDS,
                             extrasaction="ignore")
@@ -472,8 +481,7 @@ def main(args):
             comparison = prepare(s)
         except (ValueError, FileNotFoundError, ImportError) as error:
             args.parser.error(str(error))  # Nothing has trained yet.
-        progress = "runs" if args.quiet else args.progress
-        summary, runs = comparison.run(compare_command.PROGRESS[progress])
+        summary, runs = comparison.run(compare_command.verbosity(args))
     except KeyboardInterrupt:  # `Interrupted`, or one raised before.
         print(f"\n{_what_was_kept(args, comparison)}", file=sys.stderr)
         raise SystemExit(interruption.exit_status()) from None
@@ -499,14 +507,12 @@ def main(args):
     print(f"\n{s.model} on {s.data}, {len(s.seeds)} seed(s), "
           f"{s.epochs} epochs, SGD lr={s.lr} momentum={s.momentum}, "
           f"backend={keras.backend.backend()}")
-    print(comparison_table.format_table(summary))
+    print(comparison_table.format_table(summary, s.alpha))
     chosen = (f"at the epoch of best accuracy on a validation split ("
               f"{s.validation:g} of the training data)" if s.validation
               else "after the last epoch")
-    print(f"test accuracy: {chosen}. vs baseline: the mean of each seed's "
-          f"difference from {s.activations[0]} (same seed, same initial "
-          f"weights), in points, with its 95% confidence interval over "
-          f"seeds.")
+    print(f"test accuracy: {chosen}.")
+    print(comparison_table.note(summary, s.alpha))
     return summary
 
 

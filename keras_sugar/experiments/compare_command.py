@@ -8,9 +8,11 @@ last: an explicit flag, the `--preset`, `DEFAULTS`.
 
 import argparse
 import os
+import sys
 
 from keras_sugar.experiments import architectures
 from keras_sugar.experiments import interruption
+from keras_sugar.experiments import user_models
 from keras_sugar.experiments.compare_settings import DEFAULTS
 from keras_sugar.experiments.compare_settings import MAX_SEED
 from keras_sugar.experiments.compare_settings import MAX_SEED_COUNT
@@ -48,6 +50,16 @@ PRESETS = {
 }
 
 PROGRESS = {"bar": 1, "epochs": 2, "runs": 0}  # -> Keras' fit(verbose=)
+
+
+def verbosity(args):
+    """Keras' `fit(verbose=)` for the command's progress: `auto` is the
+    bar on a terminal and one line per run elsewhere (a log file, a batch
+    job), where each update of a bar would be a line of its own."""
+    progress = "runs" if args.quiet else args.progress
+    if progress == "auto":
+        progress = "bar" if sys.stdout.isatty() else "runs"
+    return PROGRESS[progress]
 
 
 def parse_model_kwargs(text):
@@ -167,17 +179,27 @@ def add_arguments(parser):
         "into ~/.keras/datasets); or a path: a .npz with x_train, y_train, "
         "x_test, y_test, a CIFAR python folder or .tar.gz, or a folder of "
         f"images with one subfolder per class (default: {d['data']}).")
-    parser.add_argument("--model", default=unset,
-                        choices=sorted(architectures.BUILDERS),
-                        help="Architecture, without batch normalization "
-                        f"(default: {d['model']}). With --preset, another "
-                        "model than the preset's replaces it and its "
-                        "keyword arguments.")
+    parser.add_argument(
+        "--model", default=unset,
+        help=f"One of {sorted(architectures.BUILDERS)} (the package's "
+        "architectures, without batch normalization), or your own: "
+        "FILE.py:FUNCTION or package.module:FUNCTION, a function "
+        f"FUNCTION{user_models.CONTRACT} that returns an uncompiled Keras "
+        "model with one logit per class and `activation` wherever a ReLU "
+        "would be (each run calls it with its seed set; workers import it "
+        "by its path; the results folder keeps a hash of the file, and "
+        "--resume refuses a changed one); or FILE.keras, a saved ReLU "
+        "model fine-tuned from its saved weights: relu is the model as "
+        "saved, sugar:<surrogate> the model rewritten by sugarify, and a "
+        "seed changes only the order of the batches (and dropout) "
+        f"(default: {d['model']}). With --preset, another model than the "
+        "preset's replaces it and its keyword arguments.")
     parser.add_argument("--model-kwargs", default=unset, metavar="K=V,...",
                         type=parse_model_kwargs,
-                        help="Keyword arguments of the model builder, e.g. "
-                        "width=1.0,layout=vgg11. Builders and their "
-                        f"defaults: {_builders_help()}.")
+                        help="Keyword arguments of the model builder or "
+                        "your function, e.g. width=1.0,layout=vgg11. "
+                        "Builders and their defaults: "
+                        f"{_builders_help()}.")
     parser.add_argument("--activations", default=",".join(d["activations"]),
                         help="Comma-separated: relu, gelu, ..., "
                         "sugar:<surrogate>[:param=value]. The first is the "
@@ -231,9 +253,18 @@ def add_arguments(parser):
         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT. Each shard writes "
         "its runs to a file of its own; the last to finish (or a later "
         "--resume) builds the table. Implies --resume.")
-    parser.add_argument("--progress", choices=sorted(PROGRESS), default="bar",
+    parser.add_argument(
+        "--alpha", type=argument_type("alpha"), default=0.05,
+        help="Family-wise error level of the verdicts: each column's "
+        "comparisons with the baseline are paired t-tests over seeds, "
+        "Holm-adjusted, so that the chance that any of its findings "
+        "(better, worse, fewer, more) is false is at most alpha; its "
+        "intervals are simultaneous at level 1 - alpha (Bonferroni).")
+    parser.add_argument("--progress", choices=["auto", *sorted(PROGRESS)],
+                        default="auto",
                         help="bar: Keras' progress bar; epochs: one line per "
-                        "epoch; runs: one line per run.")
+                        "epoch; runs: one line per run; auto: the bar on a "
+                        "terminal, else (a log file, a batch job) runs.")
     parser.add_argument("--quiet", action="store_true",
                         help="Same as --progress runs.")
 

@@ -8,8 +8,8 @@ import dataclasses
 import math
 import os
 
-from keras_sugar.experiments import architectures
 from keras_sugar.experiments import results_folder
+from keras_sugar.experiments import user_models
 
 # The defaults of the command line and of `compare.run()`. A validation
 # split and the test accuracy taken at the epoch of best validation
@@ -72,6 +72,7 @@ RULES = {
     "momentum": (float, "a number in [0, 1]", lambda v: 0 <= v <= 1),
     "validation": (float, "a number in [0, 0.5]", lambda v: 0 <= v <= 0.5),
     "jobs": (int, "an integer >= 1", lambda v: v >= 1),
+    "alpha": (float, "a number in (0, 0.5]", lambda v: 0 < v <= 0.5),
 }
 
 
@@ -169,8 +170,10 @@ class ActivationSpec:
 
 # What a comparison does (`DEFAULTS`, which a preset may set) and how it
 # is run (where it writes, how many worker processes, which shard).
+# `alpha` is the family-wise error level of the verdicts (see
+# `paired_stats`): it changes the table, not the runs.
 RUN_FIELDS = {"out": None, "resume": False, "overwrite": False, "jobs": 1,
-              "shard": None}
+              "shard": None, "alpha": 0.05}
 
 SHARD_HELP = "K/N with 0 <= K < N"
 
@@ -224,6 +227,8 @@ class Settings:
         ValueError: naming the bad setting and its value.
     """
 
+    # From Python, `data` may be arrays and `model` a function or a Keras
+    # model (see `python_api.compare_models`).
     data: str = DEFAULTS["data"]
     model: str = DEFAULTS["model"]
     model_kwargs: dict = dataclasses.field(default_factory=dict)
@@ -239,6 +244,7 @@ class Settings:
     overwrite: bool = False
     jobs: int = 1
     shard: tuple = None
+    alpha: float = RUN_FIELDS["alpha"]
     specs: tuple = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -259,8 +265,13 @@ class Settings:
         for name in RULES:
             check_setting(name, getattr(self, name))
         self._check_activations()
-        architectures.check(self.model, self.model_kwargs)
+        user_models.check(self.model, self.model_kwargs, self.specs)
         self._check_shard()
+        if self.jobs > 1 and not isinstance(self.model, (str, os.PathLike)):
+            raise ValueError(
+                f"--jobs {self.jobs} needs a model its worker processes can "
+                f"import: 'FILE.py:FUNCTION', 'package.module:FUNCTION' or "
+                f"'FILE.keras'. Received: model={self.model!r}")
         if self.out is None:
             if self.resume or self.overwrite:
                 raise ValueError("--resume and --overwrite need --out.")
@@ -342,8 +353,17 @@ class Settings:
                 for seed in self.seeds]
 
     def config(self):
-        """What `config.json` records: the settings that shape the runs."""
-        return {key: getattr(self, key) for key in DEFAULTS}
+        """What `config.json` records: the settings that shape the runs,
+        and where a model of the user's came from (`model_source`, see
+        `user_models.record`)."""
+        config = {key: getattr(self, key) for key in DEFAULTS}
+        config["model"] = user_models.describe(self.model)
+        config["model_source"] = user_models.record(self.model)
+        if not isinstance(self.data, (str, os.PathLike)):
+            from keras_sugar.experiments import datasets
+
+            config["data"] = datasets.describe_arrays(self.data)
+        return config
 
     def replace(self, **changes):
         """A copy with `changes`, checked again."""

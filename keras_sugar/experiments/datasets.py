@@ -9,8 +9,10 @@ lengths, non-empty splits, finite inputs, integer labels in
 """
 
 import copy
+import hashlib
 import importlib
 import os
+import urllib.error
 
 import numpy as np
 
@@ -22,6 +24,23 @@ GENERATED = ("mnist1d", "digits", "mnist5k")
 # the Keras cache, ~/.keras/datasets).
 KERAS_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10,
                   "fashion_mnist": 10}
+# Where keras.datasets looks for each download first, under KERAS_HOME
+# (~/.keras): a file put there is read instead (a folder: the file named
+# as in its URL).
+KERAS_CACHE = {"mnist": "datasets/mnist.npz",
+               "cifar10": "datasets/cifar-10-batches-py-target_archive",
+               "cifar100": "datasets/cifar-100-python-target_archive",
+               "fashion_mnist": "datasets/fashion-mnist/"}
+# What `--data` reads as it is among those downloads.
+READABLE_DOWNLOADS = {"mnist": "mnist.npz",
+                      "cifar10": "cifar-10-python.tar.gz",
+                      "cifar100": "cifar-100-python.tar.gz"}
+
+
+class DownloadFailed(FileNotFoundError):
+    """A `keras.datasets` download failed (no network): the data is not in
+    the cache and cannot be fetched. The message names the URL and where to
+    put the file instead."""
 
 
 class Dataset:
@@ -90,10 +109,26 @@ def hold_out(dataset, fraction, seed=0):
     >>> len(data.x_val), len(data.x_train), len(data.x_test)
     (142, 1295, 360)
     """
+    kept, held = _stratified_split(dataset.name, dataset.y_train,
+                                   dataset.num_classes, fraction, seed,
+                                   "validation")
+    # A copy, not a new Dataset: the arrays are checked and shaped already
+    # (making one again would add a second channel axis to 1-D signals).
+    result = copy.copy(dataset)
+    result.x_train, result.y_train = (dataset.x_train[kept],
+                                      dataset.y_train[kept])
+    result.x_val, result.y_val = dataset.x_train[held], dataset.y_train[held]
+    return result
+
+
+def _stratified_split(name, y, num_classes, fraction, seed, purpose):
+    """`(kept, held)` indices of `y`: `fraction` of each class held out
+    (rounded, at least one of a class with two or more), drawn from
+    `seed`."""
     rng = np.random.default_rng(seed)
     held = []
-    for label in range(dataset.num_classes):
-        members = np.flatnonzero(dataset.y_train == label)
+    for label in range(num_classes):
+        members = np.flatnonzero(y == label)
         count = int(round(fraction * len(members)))
         if len(members) >= 2:
             count = min(max(count, 1), len(members) - 1)
@@ -102,16 +137,55 @@ def hold_out(dataset, fraction, seed=0):
         held.append(rng.permutation(members)[:count])
     held = np.sort(np.concatenate(held))
     if len(held) == 0:
-        raise ValueError(f"{dataset.name}: no class has two training "
-                         f"examples to hold one out for validation.")
-    kept = np.setdiff1d(np.arange(len(dataset.y_train)), held)
-    # A copy, not a new Dataset: the arrays are checked and shaped already
-    # (making one again would add a second channel axis to 1-D signals).
-    result = copy.copy(dataset)
-    result.x_train, result.y_train = (dataset.x_train[kept],
-                                      dataset.y_train[kept])
-    result.x_val, result.y_val = dataset.x_train[held], dataset.y_train[held]
-    return result
+        raise ValueError(f"{name}: no class has two training examples to "
+                         f"hold one out for {purpose}.")
+    return np.setdiff1d(np.arange(len(y)), held), held
+
+
+def from_arrays(data, test_fraction=0.2, seed=0):
+    """A `Dataset` from arrays given in Python: `(x, y)`, of which a
+    stratified `test_fraction` of each class is held out for testing (the
+    same examples for a given `seed`), or `((x_train, y_train), (x_test,
+    y_test))`; a `Dataset` is returned as it is. Inputs are read as data
+    files are (see `Dataset`: `(n, length)` and `(n, height, width)`
+    arrays get a channel axis).
+
+    Example:
+
+    >>> x = np.arange(40, dtype="float32").reshape(20, 2)
+    >>> data = from_arrays((x, np.arange(20) % 2))
+    >>> data.x_train.shape, data.x_test.shape, data.num_classes
+    ((16, 2, 1), (4, 2, 1), 2)
+    """
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(
+            f"data must be a dataset name or path, (x, y) arrays or "
+            f"((x_train, y_train), (x_test, y_test)). Received: "
+            f"{type(data).__name__} {data!r:.80}")
+    first, second = data
+    if all(isinstance(part, (tuple, list)) and len(part) == 2
+           for part in data):
+        return Dataset("arrays", *first, *second)
+    whole = Dataset("arrays", first, second, first[:1], second[:1])
+    kept, held = _stratified_split("arrays", whole.y_train,
+                                   whole.num_classes, test_fraction, seed,
+                                   "testing")
+    x, y = np.asarray(first), np.asarray(second)
+    return Dataset("arrays", x[kept], y[kept], x[held], y[held],
+                   num_classes=whole.num_classes)
+
+
+def describe_arrays(data):
+    """How `config.json` names data given as arrays: their shapes and a
+    hash of their contents, so that `--resume` refuses other arrays."""
+    data = from_arrays(data)
+    digest = hashlib.sha256()
+    for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return (f"arrays train={data.x_train.shape} test={data.x_test.shape} "
+            f"sha256:{digest.hexdigest()[:16]}")
 
 
 def _check_lengths(source, split, arrays):
@@ -234,10 +308,32 @@ def keras_dataset(name):
 
     module = getattr(keras.datasets, name)
     kwargs = {"label_mode": "fine"} if name == "cifar100" else {}
-    (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+    try:
+        (x_train, y_train), (x_test, y_test) = module.load_data(**kwargs)
+    except Exception as error:  # Keras raises a bare Exception for a URL.
+        if not isinstance(error.__context__, urllib.error.URLError):
+            raise
+        raise DownloadFailed(_offline_message(name, error)) from None
     return Dataset(name, x_train, y_train, x_test, y_test,
                    num_classes=KERAS_DATASETS[name],
                    source=f"keras.datasets.{name}")
+
+
+def _offline_message(name, error):
+    """One line: what failed, and the file to put in the cache instead."""
+    # Keras' message: "URL fetch failure on <url>: <errno> -- <reason>".
+    url = str(error).partition(" on ")[2].partition(": ")[0] or "its URL"
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    cache = os.path.join(home, KERAS_CACHE[name])
+    if cache.endswith("/"):
+        cache += url.rsplit("/", 1)[-1]
+    readable = READABLE_DOWNLOADS.get(name)
+    instead = (f", or pass the downloaded file as --data "
+               f"{readable}" if readable else "")
+    return (f"Cannot download the {name} data from {url} "
+            f"({error.__context__.reason}): download that file elsewhere "
+            f"and put it at {cache}{instead}.")
 
 
 def load(name_or_path):
@@ -252,6 +348,9 @@ def load(name_or_path):
     >>> load("digits").input_shape
     (8, 8, 1)
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return from_arrays(name_or_path)
+    name_or_path = os.fspath(name_or_path)
     if name_or_path in GENERATED:
         return {"mnist1d": mnist1d, "digits": digits,
                 "mnist5k": mnist5k}[name_or_path]()

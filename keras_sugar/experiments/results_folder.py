@@ -12,7 +12,10 @@ claims a run by holding the run's own lock, `claims/<key>.lock`, for as
 long as it trains it, and appends the run before letting go: a run on
 disk is finished, a run whose lock is held is being trained, and any
 other run is free, whether never started or started by a process that
-died (the operating system releases a dead process's locks). Both are
+died (the operating system releases a dead process's locks). A claim's
+file is removed once it is released, under the folder's lock (every claim
+is tried under it, so no process holds or opens the file then): a finished
+comparison leaves no lock files in `claims/`. Both are
 `filelock` locks (`flock`); on a shared filesystem it must support them
 (NFS does; Lustre needs the `flock` mount option): `check_locks` tries
 one before they are relied on.
@@ -54,8 +57,9 @@ class WriteFailed(OSError):
     what was on disk before is kept whole."""
 # Settings that change what a run produces: a resumed comparison must use
 # the same ones (activations and seeds may differ, to add runs).
-SAME_ON_RESUME = ("backend", "data", "model", "model_kwargs", "epochs",
-                  "batch_size", "lr", "momentum", "validation")
+SAME_ON_RESUME = ("backend", "data", "model", "model_source",
+                  "model_kwargs", "epochs", "batch_size", "lr", "momentum",
+                  "validation")
 
 
 def _existing(path):
@@ -280,13 +284,13 @@ class ResultsFolder:
         """
         if self.shard is not None:
             return self._claim_in_shard(keys)
-        os.makedirs(self.file(CLAIMS), exist_ok=True)
         with self.lock:
             done = self._done(keys)
             busy = []
             for key in keys:
                 if key in done:
                     continue
+                os.makedirs(self.file(CLAIMS), exist_ok=True)
                 lock = self._filelock.FileLock(self._claim_file(key),
                                                timeout=0)
                 try:
@@ -294,7 +298,7 @@ class ResultsFolder:
                 except self._filelock.Timeout:
                     busy.append(key)  # Being trained by a live process.
                     continue
-                return Claim(key, lock, len(done), len(busy))
+                return Claim(key, lock, len(done), len(busy), self.lock)
             return Claim(None, None, len(done), len(busy))
 
     def _claim_in_shard(self, keys):
@@ -425,12 +429,19 @@ class Claim:
     many of the requested runs were on disk (`done`) and being trained
     elsewhere (`busy`, those before it) when it was claimed."""
 
-    def __init__(self, key, lock, done, busy):
+    def __init__(self, key, lock, done, busy, folder_lock=None):
         self.key, self._lock, self.done, self.busy = key, lock, done, busy
+        self._folder_lock = folder_lock
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self._lock is not None:
+        if self._lock is None:
+            return
+        with self._folder_lock:  # No other process is claiming meanwhile.
             self._lock.release()
+            os.remove(self._lock.lock_file)
+            claims = os.path.dirname(self._lock.lock_file)
+            if not os.listdir(claims):
+                os.rmdir(claims)
