@@ -16,7 +16,7 @@ from keras_sugar.experiments import compare
 from keras_sugar.experiments import compare_models
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import user_models
-from keras_sugar.relu_sites import count_sugar_sites
+from keras_sugar.site_map import count_sugar_sites
 from tests.test_compare import _cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

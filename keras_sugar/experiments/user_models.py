@@ -364,7 +364,7 @@ def check_built(model, built, input_shape, num_classes, activation):
     import keras
 
     from keras_sugar import SugarReLU
-    from keras_sugar.relu_sites import count_sugar_sites
+    from keras_sugar.site_map import count_sugar_sites
 
     name = describe(model)
     if not isinstance(built, keras.Model):
