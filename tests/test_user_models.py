@@ -16,6 +16,7 @@ from keras_sugar.experiments import compare
 from keras_sugar.experiments import compare_models
 from keras_sugar.experiments import datasets
 from keras_sugar.experiments import user_models
+from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.site_map import count_sugar_sites
 from tests.test_compare import _cli
 
@@ -125,7 +126,7 @@ def test_a_function_in_a_module_of_the_current_folder(tmp_path,
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != ""])
     for name in ("my_sugar_nets", "my_sugar_nets.small"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    summary, runs = compare.run("digits", model="my_sugar_nets.small:build",
+    summary, runs = compare.run(data="digits", model="my_sugar_nets.small:build",
                                 activations=("relu", "sugar:elu"),
                                 seeds=(0, 1), epochs=1, verbose=0)
     assert [row["activation"] for row in summary] == ["relu", "sugar:elu"]
@@ -134,10 +135,16 @@ def test_a_function_in_a_module_of_the_current_folder(tmp_path,
     assert record["file"] == str(package / "small.py")
 
 
+def _trainer(data, model, spec):
+    """The comparison's trainer of `spec` for `model`, one epoch a run."""
+    settings = Settings.create(data="digits", model=model, activations=(spec,),
+                               epochs=1, lr=0.05, momentum=0.9)
+    return compare.Trainer(data, settings, settings.specs[0])
+
+
 def test_each_seed_of_a_function_starts_from_its_own_weights(nets):
     data = datasets.load("digits")
-    trainer = compare.Trainer(data, f"{nets}:build", "sugar:bsilu", 0.05,
-                              0.9)
+    trainer = _trainer(data, f"{nets}:build", "sugar:bsilu")
     trainer.reset(0)
     first = trainer.model.get_weights()
     trainer.reset(1)
@@ -149,7 +156,7 @@ def test_a_saved_model_is_fine_tuned_from_its_saved_weights(tmp_path):
     model = relu_net()
     path = saved(tmp_path, model)
     data = datasets.load("digits")
-    trainers = {spec: compare.Trainer(data, path, spec, 0.05, 0.9)
+    trainers = {spec: _trainer(data, path, spec)
                 for spec in ("relu", "sugar:elu")}
     # relu is the model as saved; sugar:elu the same through sugarify.
     assert count_sugar_sites(trainers["relu"].model) == 0
@@ -161,9 +168,9 @@ def test_a_saved_model_is_fine_tuned_from_its_saved_weights(tmp_path):
                                  model.get_weights()):
                 np.testing.assert_array_equal(got, want)
     # What a seed changes is the order of the batches.
-    runs = [trainers["relu"].run(seed, 1, 64, verbose=0) for seed in (0, 1)]
-    assert runs[0]["curves"]["loss"] != runs[1]["curves"]["loss"]
-    summary, _ = compare.run("digits", model=path, verbose=0, epochs=1,
+    runs = [trainers["relu"].run(seed, verbose=0) for seed in (0, 1)]
+    assert runs[0].curves["loss"] != runs[1].curves["loss"]
+    summary, _ = compare.run(data="digits", model=path, verbose=0, epochs=1,
                              activations=("relu", "sugar:elu"), seeds=2)
     assert summary[1]["accuracy_verdict"] in ("better", "worse",
                                               "no evidence")
