@@ -6,7 +6,9 @@ training step) f'(x) of feature maps is computed in the forward pass
 (`xla.exactly_zero`). A graph traced where no tape records the input
 (inference, `predict`, every `model.export` format) holds Keras' own ReLU
 operations, the derivative attached to them for a later symbolic
-gradient."""
+gradient. A training step traced as a graph without XLA (Keras' default
+on a CPU) runs the backward pass's `upstream * f'(x)` as one function
+compiled by XLA (`_xla_backward`)."""
 
 import itertools
 
@@ -55,9 +57,12 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     forward = forward or ops.relu
     if xla.feature_maps(x) and _trains_under_xla(x):
         return _xla_relu(x, derivative, forward)
-    if not tf.executing_eagerly() and not record.should_record_backprop([x]):
+    if tf.executing_eagerly():
+        return _custom_gradient_relu(x, derivative, forward)
+    if not record.should_record_backprop([x]):
         return _relu_in_graph(x, derivative, forward)
-    return _custom_gradient_relu(x, derivative, forward)
+    return _custom_gradient_relu(x, derivative, forward,
+                                 backward=_xla_backward(derivative))
 
 
 def relu_saving_derivative(x, derivative, forward=None):
@@ -65,12 +70,30 @@ def relu_saving_derivative(x, derivative, forward=None):
     return None
 
 
-def _custom_gradient_relu(x, derivative, forward):
+def _custom_gradient_relu(x, derivative, forward, backward=None):
+    """`forward(x)` with the gradient `backward(upstream, x)`, by default
+    `upstream * derivative(x)`."""
+    backward = backward or (lambda upstream, t: upstream * derivative(t))
+
     @tf.custom_gradient
     def relu(inputs):
-        return forward(inputs), lambda upstream: upstream * derivative(inputs)
+        return forward(inputs), lambda upstream: backward(upstream, inputs)
 
     return relu(x)
+
+
+def _xla_backward(derivative):
+    """`upstream * derivative(x)` as one XLA-compiled function, for a
+    training step TensorFlow runs as a graph without XLA (Keras' default
+    `compile()` on a CPU and under `tf.distribute`).
+
+    There each elementwise op of f'(x) is a kernel of its own that reads
+    and writes the whole feature map; compiled, they are one loop over it,
+    as ReLU's own gradient is. A second derivative differentiates the
+    function as any other."""
+    return tf.function(lambda upstream, x: upstream * derivative(x),
+                       jit_compile=True, autograph=False,
+                       reduce_retracing=True)
 
 
 def _relu_in_graph(x, derivative, forward):
