@@ -12,6 +12,7 @@ from keras_sugar.native import xla
 from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
+from tests.testing import COMPILED
 from tests.testing import forward_mode_derivative
 from tests.testing import of_unknown_rank
 from tests.testing import on_feature_maps
@@ -45,8 +46,10 @@ def test_second_derivative_is_the_surrogates(case, implementation):
         np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("compiled", COMPILED)
 @pytest.mark.parametrize("implementation", HIGHER_ORDER)
-def test_compiled_second_derivative_is_the_surrogates(implementation):
+def test_compiled_second_derivative_is_the_surrogates(implementation,
+                                                      compiled):
     """Compiled (on TensorFlow under XLA, where the first derivative uses
     the f'(x) kept from the forward pass), every surrogate in one
     function: a second derivative still differentiates f'."""
@@ -56,7 +59,7 @@ def test_compiled_second_derivative_is_the_surrogates(implementation):
                    for name, params in reference.CASES]
     second = second_derivative(
         lambda t: sum(activation(t) for activation in activations), X,
-        compiled=True)
+        compiled=compiled)
     expected = 2 * sum(second_reference(case, X) for case in reference.CASES)
     np.testing.assert_allclose(second, expected, rtol=1e-3, atol=1e-3)
 

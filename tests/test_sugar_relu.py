@@ -20,6 +20,7 @@ from keras_sugar import sugar_relu
 from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
+from tests.testing import COMPILED
 from tests.testing import float64_enabled
 from tests.testing import on_feature_maps
 from tests.testing import to_numpy
@@ -229,11 +230,13 @@ def test_gradient_matches_finite_differences_of_the_primitive(case):
     np.testing.assert_allclose(grad, finite_difference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("compiled", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES + ("float64",))
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-def test_compiled_matches_contract(implementation, dtype):
+def test_compiled_matches_contract(implementation, dtype, compiled):
     """One compiled function per (implementation, dtype) covers all cases,
-    to keep XLA and torch.compile time small."""
+    to keep XLA and torch.compile time small; on TensorFlow also its graph
+    without XLA, where the backward pass is a function XLA compiles."""
     with float64_enabled():
         x = np.concatenate([rounded(moderate_inputs(), dtype),
                             special_inputs(dtype)])
@@ -247,7 +250,7 @@ def test_compiled_matches_contract(implementation, dtype):
         # may treat the sign of zero differently from eager mode.
         fns.append(lambda t: ops.stop_gradient(ops.relu(ops.cast(t, dtype))))
         y, grad = value_and_gradient(
-            lambda t: ops.stack([f(t) for f in fns]), x, compiled=True)
+            lambda t: ops.stack([f(t) for f in fns]), x, compiled=compiled)
         *y, relu = y
     assert np.isfinite(grad).all()
     moderate = slice(0, len(moderate_inputs()))
@@ -259,10 +262,11 @@ def test_compiled_matches_contract(implementation, dtype):
     np.testing.assert_allclose(grad[moderate], expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("compiled", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_compiled_gradient_passes_upstream_nan_and_zeroes_non_finite(
-        implementation, dtype):
+        implementation, dtype, compiled):
     """The compiled training path (on TensorFlow under XLA f'(x) is kept
     from the forward pass): an upstream that is not 1, NaN at some finite
     inputs, over a dense range, and 0 at non-finite inputs; one compiled
@@ -276,7 +280,8 @@ def test_compiled_gradient_passes_upstream_nan_and_zeroes_non_finite(
            for form in (lambda f: f, on_feature_maps)
            for case in reference.CASES]
     _, grad = value_and_gradient(
-        lambda t: ops.stack([f(t) * weight for f in fns]), x, compiled=True)
+        lambda t: ops.stack([f(t) * weight for f in fns]), x,
+        compiled=compiled)
     finite = slice(0, -3)
     expected = 2 * upstream[finite] * sum(
         reference.derivative(*case, x[finite]) for case in reference.CASES)

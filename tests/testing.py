@@ -28,6 +28,13 @@ def assert_allclose(actual, expected, rtol=1e-6, atol=1e-6, err_msg=""):
                                rtol=rtol, atol=atol, err_msg=err_msg)
 
 
+# The compiled modes a training step runs in on this backend: XLA (JAX's
+# jit; TensorFlow's jit_compile=True; torch.compile), and on TensorFlow its
+# graph without XLA, Keras' default compile() on a CPU and under
+# tf.distribute.
+COMPILED = (True, "graph") if BACKEND == "tensorflow" else (True,)
+
+
 def value_and_gradient(fn, x, compiled=False):
     """Returns `fn(x)` and d sum(fn(x)) / dx, both as numpy arrays.
 
@@ -36,7 +43,8 @@ def value_and_gradient(fn, x, compiled=False):
     Args:
         fn: Function of one tensor, built from `keras.ops`.
         x: Numpy array.
-        compiled: Compile with XLA (TensorFlow, JAX) or `torch.compile`.
+        compiled: Compile with XLA (TensorFlow, JAX) or `torch.compile`;
+            `"graph"` (see `COMPILED`): TensorFlow's graph without XLA.
     """
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -49,7 +57,7 @@ def value_and_gradient(fn, x, compiled=False):
             return y, tape.gradient(total, t)
 
         if compiled:
-            step = tf.function(step, jit_compile=True)
+            step = tf.function(step, jit_compile=compiled is True)
         y, g = step(tf.convert_to_tensor(x))
     elif BACKEND == "jax":
         import jax
@@ -176,7 +184,7 @@ def second_derivative(fn, x, compiled=False):
             return outer.gradient(first, t)
 
         if compiled:
-            second_of = tf.function(second_of, jit_compile=True)
+            second_of = tf.function(second_of, jit_compile=compiled is True)
         second = second_of(tf.convert_to_tensor(x))
         return None if second is None else to_numpy(second)
     if BACKEND == "jax":
