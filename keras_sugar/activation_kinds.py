@@ -66,6 +66,8 @@ def function_kind(function):
     sugar = as_sugar(function)
     if sugar is not None:
         return sugar_kind(sugar)
+    if isinstance(function, keras.layers.ReLU):  # A layer as activation.
+        return relu_layer_kind(function)
     for kind, (functions, _) in TARGETS.items():
         if any(function is f for f in functions):
             return kind

@@ -332,7 +332,7 @@ class _Walk:
             sugar = kinds.as_sugar(function)
             fields = dict(path=model_graph.join(path, "/".join(names)),
                           form=_form(owner, key), activation=activation,
-                          sugar=sugar, cap=_cap(activation, sugar))
+                          sugar=sugar, cap=_cap(activation, sugar or function))
             if owner is base and not model_graph.is_core_keras(base):
                 arguments.append((key_path, fields))
                 continue
@@ -382,7 +382,7 @@ class _Walk:
                 activation = (kinds.sugar_kind(sugar) if sugar is not None
                               else kinds.function_kind(function))
                 self.add(where, "inside custom layer", activation, sugar,
-                         _cap(activation, sugar or sub),
+                         _cap(activation, sugar or function),
                          PatchSublayer(node, position, False, index),
                          _observe_calls([live], activation,
                                         type(base).__name__),

@@ -79,17 +79,27 @@ def _cap_of(value):
 
 
 def _plain_activation(value, where):
-    """Keras' own activation name for a SugarReLU (object or serialized)."""
+    """Keras' own activation for a SugarReLU (object or serialized): its
+    name for the caps it names (relu, relu6), else a `keras.layers.ReLU`
+    with the cap, serialized, where Keras takes a layer as an activation
+    (as the model `sugarify` rewrote held it)."""
     cap = _cap_of(value)
-    if cap not in _NAMED_CAPS:
+    if cap in _NAMED_CAPS:
+        return _NAMED_CAPS[cap]
+    relu = keras.saving.serialize_keras_object(
+        keras.layers.ReLU(max_value=cap))
+    try:
+        keras.activations.get(relu)
+    except ValueError:  # Keras 3.9 takes functions only.
         raise ValueError(
             f"strip_sugar cannot replace the SugarReLU(max_value={cap}) "
-            f"held as an activation by {where}: Keras' activation "
+            f"held as an activation by {where}: Keras {keras.__version__} "
+            f"takes no layer as an activation, and its activation "
             f"functions have a cap of 6 only (relu6). Use a "
             f"keras.layers.ReLU(max_value={cap}) layer (or "
             f"keras_sugar.layers.SugarReLU(max_value={cap}) while "
-            f"training) there instead.")
-    return _NAMED_CAPS[cap]
+            f"training) there instead.") from None
+    return relu
 
 
 def stripped_config(config, where):

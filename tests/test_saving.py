@@ -1,9 +1,11 @@
 """Saved models load back with their surrogates, on every backend."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -97,6 +99,16 @@ def test_model_saved_on_any_backend_loads_here(saved_on,
         SugarReLU("nelu", alpha=0.01).get_config()]
 
 
+def _keras_version_of(path):
+    """The Keras version that saved the `.keras` file at `path`."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("metadata.json"))["keras_version"]
+
+
+def _version(text):
+    return tuple(int(part) for part in text.split(".")[:3])
+
+
 @pytest.mark.inference
 @pytest.mark.parametrize("saved_on", BACKENDS)
 def test_files_saved_on_a_training_backend_serve_on_every_backend(saved_on):
@@ -106,6 +118,13 @@ def test_files_saved_on_a_training_backend_serve_on_every_backend(saved_on):
     backend's predictions to float32 rounding; `predict` gives the SUGAR
     model exactly its stripped twin's values (on OpenVINO both at the CPU
     plugin's default precision, bfloat16 where the CPU has it)."""
+    saved_with = _keras_version_of(os.path.join(SAVED_MODELS,
+                                                f"{saved_on}.keras"))
+    if _version(keras.__version__) < _version(saved_with):
+        pytest.skip(f"saved with Keras {saved_with}: Keras "
+                    f"{keras.__version__} does not read a newer Keras' files "
+                    f"(their initializer configs); the test saving on the "
+                    f"installed backends covers this Keras")
     x = cross_backend_model.sample_input()
     predictions = []
     for name in (saved_on, f"{saved_on}-stripped"):

@@ -275,14 +275,29 @@ def test_stripped_files_load_where_keras_sugar_cannot_be_imported(tmp_path):
 
 
 @pytest.mark.inference
-class TestRefusals:
-    def test_a_cap_keras_has_no_function_for(self):
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
-            2, activation=SugarReLU(max_value=3.0), name="capped_dense")])
+def test_a_cap_keras_has_no_function_for():
+    """A SugarReLU with a cap other than 6 held as an activation becomes
+    Keras' ReLU layer with that cap, held as the activation (as a ReLU
+    model can hold it); a Keras that takes no layer as an activation
+    (3.9) refuses it, naming the layer."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        2, activation=SugarReLU(max_value=3.0), name="capped_dense")])
+    relu = keras.saving.serialize_keras_object(keras.layers.ReLU())
+    try:
+        keras.activations.get(relu)
+    except ValueError:
         with pytest.raises(ValueError, match=r"'capped_dense' \(Dense\).*"
                            r"ReLU\(max_value=3.0\)"):
             strip_sugar(model)
+        return
+    plain = check_strip(model)
+    activation = plain.get_layer("capped_dense").activation
+    assert type(activation) is keras.layers.ReLU
+    assert activation.max_value == 3.0
 
+
+@pytest.mark.inference
+class TestRefusals:
     def test_sugar_outside_a_layers_config(self):
         @keras.saving.register_keras_serializable(package="strip_tests")
         class Hidden(keras.layers.Layer):

@@ -474,7 +474,10 @@ def served(activations):
     inputs = keras.Input((6,))
     x = inputs
     for activation in activations:
-        x = keras.layers.Dense(6, activation=activation)(x)
+        if isinstance(activation, keras.layers.Layer):
+            x = activation(keras.layers.Dense(6)(x))
+        else:
+            x = keras.layers.Dense(6, activation=activation)(x)
     model = keras.Model(inputs, x)
     model.predict(np.ones((4, 6), "float32"), verbose=0)
     return model
