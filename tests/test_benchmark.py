@@ -11,6 +11,7 @@ import pytest
 from keras_sugar import SugarReLU
 from keras_sugar import implementations
 from keras_sugar.experiments import benchmark
+from keras_sugar.experiments import machine
 from keras_sugar.experiments import xla_memory
 from tests.testing import BACKEND
 from tests.testing import command_line as _cli
@@ -29,8 +30,13 @@ def test_quick_benchmark_measures_every_variant():
         inference = ("predict",) + (
             ("predict_jit",) if BACKEND != "torch" else ()) + (
             ("serve",) if BACKEND == "tensorflow" else ())
+        # Training as compile() does by default, and on TensorFlow (no
+        # XLA by default on a CPU) with XLA too.
+        xla = (("vgg_step_xla", "mlp_step_xla") if BACKEND == "tensorflow"
+               else ())
         measures = (("activation",) if label == reference
-                    else ("activation", "vgg_step", "mlp_step") + inference)
+                    else ("activation", "vgg_step", "mlp_step") + xla
+                    + inference)
         assert tuple(row.timings) == measures
         for measure in measures:
             timing = row.timings[measure]
@@ -45,7 +51,15 @@ def test_quick_benchmark_measures_every_variant():
     record = json.loads(json.dumps(benchmark.to_json(results)))
     assert record["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
     assert record["rows"]["relu"]["vgg_memory_bytes"] > 0
+    # Which machine, and which mode compile() picked by itself.
+    cpu = machine.describe()
+    assert record["cpu"] == cpu and cpu["cores"] >= 1
+    assert record["default_uses_xla"] == (BACKEND == "jax")
     table = benchmark.format_table(results)
+    assert machine.one_line(cpu) in table.splitlines()
+    default = {"tensorflow": "graph, no XLA", "jax": "XLA",
+               "torch": "eager"}[BACKEND]
+    assert f"by default ({default})" in table
     assert "sugar/custom_gradient" in table and reference in table
     assert "predict" in table
     if BACKEND == "tensorflow":
@@ -186,3 +200,21 @@ def test_command_line_writes_the_json(tmp_path, capsys):
     assert (results["repeats"], results["batch_size"]) == (1, 2)
     assert results["rows"]["relu"]["vgg_step"]["ratio_relu"] == 1.0
     assert "sugar/custom_gradient" in out
+
+
+@pytest.mark.inference
+def test_the_cpu_is_read_from_cpuinfo(tmp_path):
+    """The model name and the vector sets that change elementwise speed,
+    from Linux's cpuinfo, x86 (flags) and Arm (Features) alike."""
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) "
+                   "Processor\nflags\t\t: fpu sse4_2 avx avx2 avx512f "
+                   "amx_tile\n\nprocessor\t: 1\nmodel name\t: other\n")
+    cpu = machine.describe(str(x86))
+    assert cpu["model"] == "Intel(R) Xeon(R) Processor"
+    assert cpu["vector_sets"] == ["amx_tile", "avx512f", "avx2", "avx",
+                                  "sse4_2"]
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve\n")
+    assert machine.describe(str(arm))["vector_sets"] == ["asimd", "sve"]
+    assert machine.describe(str(tmp_path / "none"))["vector_sets"] == []

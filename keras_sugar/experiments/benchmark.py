@@ -2,7 +2,9 @@
 
 Measures, for the current backend: (a) the activation alone, forward and
 backward, on a large tensor; (b) one `train_on_batch` step of a VGG-style
-CNN and of an MLP; (c) what a training step of each keeps for its
+CNN and of an MLP, compiled as `model.compile()` does by default (XLA on
+JAX; on TensorFlow a graph without XLA on a CPU, XLA on a GPU; eager
+PyTorch), and on TensorFlow also with `jit_compile=True` (XLA); (c) what a training step of each keeps for its
 backward pass; (d) inference of the VGG model: `predict_on_batch`
 uncompiled and compiled, and on TensorFlow the `serve` endpoint of
 `model.export` and the number of TFLite operations it converts to.
@@ -20,6 +22,9 @@ This module and `xla_memory` are the harness's only imports of backend
 libraries: Keras has no backend-agnostic gradient function or memory
 statistics.
 
+The CPU it ran on (model, vector instruction sets, cores) heads the
+table and `--json`: ratios measured on one machine hold for it.
+
 Run: `keras-sugar bench [--quick] [--torch-compile] [--json out.json]`.
 """
 
@@ -36,15 +41,18 @@ from keras import ops
 from keras_sugar import implementations
 from keras_sugar import native
 from keras_sugar.experiments import bench_models
+from keras_sugar.experiments import machine
 from keras_sugar.experiments import xla_memory
 from keras_sugar.experiments.bench_command import BenchSettings
 from keras_sugar.activations import SugarReLU
 
 # Timed measures, in the order of the table: the activation alone, VGG and
-# MLP training steps, and VGG inference (`predict_on_batch` without and
-# with compilation; TensorFlow's exported `serve`).
-MEASURES = ("activation", "vgg_step", "mlp_step", "predict", "predict_jit",
-            "serve")
+# MLP training steps as `compile()` compiles them by default and (on
+# TensorFlow, whose default on a CPU is no XLA) with XLA, and VGG inference
+# (`predict_on_batch` without and with compilation; TensorFlow's exported
+# `serve`).
+MEASURES = ("activation", "vgg_step", "mlp_step", "vgg_step_xla",
+            "mlp_step_xla", "predict", "predict_jit", "serve")
 
 # An interquartile spread of the per-round ratio wider than this (10% of
 # ReLU's time) is too wide to tell a few percent apart.
@@ -273,15 +281,17 @@ def activation_steps(activations, shape, torch_compile=False):
             for label, activation in activations.items()}
 
 
-def _compiled(model, torch_compile=False):
-    # jit where Keras compiles by default (XLA on TF and JAX); torch eager,
-    # as most torch users train, unless asked (Keras' torch jit_compile is
+def _compiled(model, torch_compile=False, jit_compile="auto"):
+    # `jit_compile="auto"` is what `compile()` picks by itself: XLA on JAX,
+    # and on TensorFlow only on a GPU outside tf.distribute. torch eager, as
+    # most torch users train, unless asked (Keras' torch jit_compile is
     # torch.compile).
+    if keras.backend.backend() == "torch":
+        jit_compile = torch_compile
     model.compile(optimizer=keras.optimizers.SGD(0.01),
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True),
-                  jit_compile=(keras.backend.backend() != "torch"
-                               or torch_compile))
+                  jit_compile=jit_compile)
     return model
 
 
@@ -292,13 +302,15 @@ def _seeded_model(kind, activation, quick):
     return bench_models.build_model(kind, activation, quick)
 
 
-def train_steps(kind, activations, batch_size, quick, torch_compile=False):
+def train_steps(kind, activations, batch_size, quick, torch_compile=False,
+                jit_compile="auto"):
     """`{label: step}`: one `train_on_batch` of the model `kind` built with
-    each activation (same seed, same initial weights)."""
+    each activation (same seed, same initial weights), compiled with
+    `jit_compile` (`"auto"`: as `compile()` does by default)."""
     steps = {}
     for label, activation in activations.items():
         model = _compiled(_seeded_model(kind, activation, quick),
-                          torch_compile)
+                          torch_compile, jit_compile)
         x, y = bench_models.batch(model, batch_size)
         steps[label] = functools.partial(model.train_on_batch, x, y)
     return steps
@@ -406,6 +418,15 @@ def train_step_memory(kind, activation, batch_size, quick):
     return None
 
 
+def default_uses_xla(torch_compile=False):
+    """Whether `compile()`'s default (`jit_compile="auto"`) trains with
+    XLA here: on JAX always, on TensorFlow on a GPU (Keras' own rule), on
+    torch never (its jit is `torch.compile`, `--torch-compile`)."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    _compiled(model, torch_compile)
+    return keras.backend.backend() != "torch" and bool(model.jit_compile)
+
+
 def check_torch_compile(torch_compile):
     """Refuses `torch_compile` on a backend other than torch."""
     if torch_compile and keras.backend.backend() != "torch":
@@ -446,6 +467,8 @@ def run(settings=None, **kwargs):
         "activation_shape": list(s.activation_shape),
         "auto": implementations.resolve(
             "auto", SugarReLU(s.surrogate).surrogate),
+        "cpu": machine.describe(),
+        "default_uses_xla": default_uses_xla(s.torch_compile),
         "rows": {},
     }
     found = bench_models.variants(s.surrogate)
@@ -459,11 +482,17 @@ def run(settings=None, **kwargs):
                                 s.torch_compile),
         "mlp_step": train_steps("mlp", found, s.batch_size, s.quick,
                                 s.torch_compile),
+    }
+    if results["backend"] == "tensorflow" and not results["default_uses_xla"]:
+        for kind in bench_models.MODELS:
+            measured[f"{kind}_step_xla"] = train_steps(
+                kind, found, s.batch_size, s.quick, jit_compile=True)
+    measured.update({
         # Inference: eager on torch (graph on TensorFlow, op by op on JAX)
         # and compiled (XLA; torch.compile with --torch-compile).
         "predict": predict_steps(found, s.batch_size, s.quick,
                                  jit_compile=False),
-    }
+    })
     if results["backend"] != "torch" or s.torch_compile:
         measured["predict_jit"] = predict_steps(found, s.batch_size, s.quick,
                                                 jit_compile=True)
@@ -498,6 +527,12 @@ def to_json(results):
                                 for label, row in results["rows"].items()}}
 
 
+def _default_mode(results):
+    if results["backend"] == "torch":
+        return "torch.compile" if results["torch_compile"] else "eager"
+    return "XLA" if results["default_uses_xla"] else "graph, no XLA"
+
+
 def _ratio(value, reference):
     if value is None or not reference:
         return "n/a"
@@ -513,6 +548,9 @@ def format_table(results):
         f"surrogate={results['surrogate']} rounds={results['repeats']} "
         f"batch={results['batch_size']} threads={results['threads']} "
         f"torch_compile={results['torch_compile']} auto={results['auto']}",
+        machine.one_line(results["cpu"]),
+        f"train steps: *_step as compile() trains by default ("
+        f"{_default_mode(results)}); *_step_xla with jit_compile=True (XLA)",
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
