@@ -41,7 +41,8 @@ def test_every_python_block_runs_in_order_and_so_do_its_commands(
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The sugarify block prints the reports; the dry run says it is one.
-    assert "sugarify dry run, nothing changed: 13 site(s)" in proc.stdout
+    assert ("sugarify dry run (nothing was changed): 13 site(s) would be "
+            "replaced") in proc.stdout
     assert (tmp_path / "plain.keras").exists()
     if keras.backend.backend() == "jax":  # The backend they name.
         run_own_model_commands(tmp_path)
