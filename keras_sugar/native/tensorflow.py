@@ -61,6 +61,8 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
         return _custom_gradient_relu(x, derivative, forward)
     if not record.should_record_backprop([x]):
         return _relu_in_graph(x, derivative, forward)
+    if _in_xla():  # The whole step is compiled already.
+        return _custom_gradient_relu(x, derivative, forward)
     return _custom_gradient_relu(x, derivative, forward,
                                  backward=_xla_backward(derivative))
 
@@ -149,9 +151,13 @@ def _trains_under_xla(x):
     tape that watches neither `x` nor what it comes from (the weights)
     does not count: a compiled `predict` traced inside it stays plain
     ReLU."""
-    return (record.should_record_backprop([x])
-            and control_flow_util.GraphOrParentsInXlaContext(
-                tf.compat.v1.get_default_graph()))
+    return record.should_record_backprop([x]) and _in_xla()
+
+
+def _in_xla():
+    """Whether XLA compiles the graph being traced (or one around it)."""
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph())
 
 
 def _xla_relu(x, derivative, forward):
