@@ -166,7 +166,7 @@ def path_at(layer, index_path):
     return "/".join(names)
 
 
-def sublayer_at(layer, index_path, need_activation=True):
+def sublayer_at(layer, index_path):
     """The sublayer of `layer` at a tuple of child indices (see
     `children`), for sites stored by position."""
     root = layer
@@ -178,10 +178,6 @@ def sublayer_at(layer, index_path, need_activation=True):
                 f"{list(index_path)}: it was rebuilt with a different "
                 f"structure.")
         layer = found[index]
-    if need_activation and not hasattr(layer, "activation"):
-        raise ValueError(
-            f"The sublayer at {list(index_path)} of {type(root).__name__} "
-            f"'{root.name}' ({layer.name}) has no activation to set.")
     return layer
 
 

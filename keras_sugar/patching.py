@@ -134,9 +134,8 @@ def holder_attribute(parent, child):
 
 
 def _replace_relu_layer(root, position, activation):
-    parent = model_graph.sublayer_at(root, position[:-1],
-                                     need_activation=False)
-    relu = model_graph.sublayer_at(root, position, need_activation=False)
+    parent = model_graph.sublayer_at(root, position[:-1])
+    relu = model_graph.sublayer_at(root, position)
     name = holder_attribute(parent, relu)
     if not isinstance(relu, keras.layers.ReLU) or name is None:
         raise ValueError(
@@ -148,8 +147,7 @@ def _replace_relu_layer(root, position, activation):
 
 
 def _set_activation(root, patch):
-    sublayer = model_graph.sublayer_at(root, patch.position,
-                                       need_activation=False)
+    sublayer = model_graph.sublayer_at(root, patch.position)
     if not hasattr(sublayer, patch.attribute):
         raise ValueError(
             f"The sublayer at {list(patch.position)} of "

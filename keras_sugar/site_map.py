@@ -407,9 +407,8 @@ class _Walk:
                       owned_patch):
         """A `ReLU` sublayer of a custom layer: replaceable when one
         attribute of its parent holds it; returns whether it was."""
-        relu = model_graph.sublayer_at(copy, position, need_activation=False)
-        parent = model_graph.sublayer_at(copy, position[:-1],
-                                         need_activation=False)
+        relu = model_graph.sublayer_at(copy, position)
+        parent = model_graph.sublayer_at(copy, position[:-1])
         attribute = patching.holder_attribute(parent, relu)
         activation = kinds.relu_layer_kind(relu)
         if attribute is None:
@@ -428,7 +427,7 @@ class _Walk:
             sugar = patch.activation
             activation = kinds.sugar_kind(sugar)
             live = getattr(model_graph.sublayer_at(
-                base, position[:-1], need_activation=False), attribute)
+                base, position[:-1]), attribute)
         self.add(where, "inside custom layer (ReLU layer)", activation,
                  sugar, _cap(activation, sugar or relu),
                  PatchSublayer(node, position, True, index),
@@ -496,9 +495,9 @@ def _live_sublayer(base, copy, position):
     """The sublayer of `base` at `position` (the one that runs), or the
     copy's where `base` has none there."""
     try:
-        return model_graph.sublayer_at(base, position, need_activation=False)
+        return model_graph.sublayer_at(base, position)
     except ValueError:
-        return model_graph.sublayer_at(copy, position, need_activation=False)
+        return model_graph.sublayer_at(copy, position)
 
 
 def read(model):

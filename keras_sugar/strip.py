@@ -213,8 +213,7 @@ def _holder(site):
     layer = getattr(replace, "node", None)
     if isinstance(replace, site_records.PatchSublayer):
         layer = model_graph.sublayer_at(patching.base_of(layer),
-                                        replace.position,
-                                        need_activation=False)
+                                        replace.position)
     return _describe(layer) if isinstance(layer, keras.layers.Layer) else (
         "a raw op")
 

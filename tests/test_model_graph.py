@@ -44,7 +44,7 @@ def test_children_are_the_direct_sublayers_in_tracking_order():
     block = built_block()
     assert [layer.name for layer in model_graph.children(block)] == [
         "dense", "act", "inner"]
-    assert model_graph.sublayer_at(block, (1,), need_activation=False) is (
+    assert model_graph.sublayer_at(block, (1,)) is (
         block.act)
 
 
