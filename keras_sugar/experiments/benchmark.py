@@ -550,7 +550,10 @@ def format_table(results):
         f"torch_compile={results['torch_compile']} auto={results['auto']}",
         machine.one_line(results["cpu"]),
         f"train steps: *_step as compile() trains by default ("
-        f"{_default_mode(results)}); *_step_xla with jit_compile=True (XLA)",
+        f"{_default_mode(results)})" + (
+            "; *_step_xla with jit_compile=True (XLA)"
+            if any("vgg_step_xla" in row.timings
+                   for row in results["rows"].values()) else ""),
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
