@@ -357,7 +357,7 @@ def test_shards_share_a_folder_without_any_lock(tmp_path, capsys,
     status, stdout, err = _cli([*args, "--shard", "0/2"], capsys)
     assert status == 0, err
     assert trained == order[0::2]
-    assert "vs baseline [95% CI]" in stdout  # The last shard: the table.
+    assert "vs relu [95% CI]" in stdout  # The last shard: the table.
     with open(out / "results.json") as f:
         assert len(json.load(f)["runs"]) == 4
     # Bit for bit the runs one process trains.
@@ -374,7 +374,7 @@ def test_shards_share_a_folder_without_any_lock(tmp_path, capsys,
     monkeypatch.setattr(compare.Trainer, "run", None)
     status, stdout, err = _cli([*args, "--resume"], capsys)
     assert status == 0, err
-    assert "vs baseline [95% CI]" in stdout
+    assert "vs relu [95% CI]" in stdout
 
 
 _SHARD_WITHOUT_LOCKS = """

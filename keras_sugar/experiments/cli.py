@@ -98,10 +98,10 @@ def main(argv=None):
         interruption.uninstall()  # For a caller that goes on.
 
 
-def _announce_backend(args, argv):
-    """Chooses the backend and prints, first, which one runs and why (an
-    installed extra can bring another backend along: `[hub]` brings
-    TensorFlow). Returns the backend."""
+def _chosen_backend(args, argv):
+    """`(backend, why)`: the backend this command runs on and why, in a
+    few words (an installed extra can bring another backend along:
+    `[hub]` brings TensorFlow)."""
     requested = getattr(args, "backend", None)
     try:
         chosen, reason = backend_selection.choose_and_say_why(requested)
@@ -109,14 +109,13 @@ def _announce_backend(args, argv):
         args.parser.error(str(error))
     if chosen is None:  # Keras runs in this process already.
         if requested:
-            _reexec_with_backend(requested, argv)  # Announces it there.
+            _reexec_with_backend(requested, argv)  # Chosen there.
         import keras
 
         chosen = keras.backend.backend()
         reason = (f"--backend {requested}" if requested else
                   "Keras was already running in this process")
-    print(f"keras-sugar: Keras backend {chosen} ({reason})", flush=True)
-    return chosen
+    return chosen, reason
 
 
 def _main(argv):
@@ -128,10 +127,11 @@ def _main(argv):
             command.check(args)
         except (ValueError, FileNotFoundError) as error:
             args.parser.error(str(error))
-    requested = getattr(args, "backend", None)
-    _check_trains(args, requested)
-    chosen = _announce_backend(args, argv)  # The first line of the output.
+    _check_trains(args, getattr(args, "backend", None))
+    chosen, reason = _chosen_backend(args, argv)
     _check_trains(args, chosen)  # KERAS_BACKEND, keras.json, or Keras' own.
+    # The first line of the output: which backend runs, and why.
+    print(f"keras-sugar: Keras backend {chosen} ({reason})", flush=True)
     if hasattr(command, "before_keras"):
         command.before_keras(args)
     importlib.import_module(args.runner).main(args)
