@@ -5,6 +5,7 @@ refused in one line, exit 2, before anything trains."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -92,7 +93,9 @@ def test_a_function_in_a_file_with_workers_a_folder_and_resume(nets,
     proc = subprocess.run([*command, "--jobs", "2"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "[worker 1] run " in proc.stdout
+    # Workers trained the runs (which of the two trains how many is a
+    # race: the first up may take them all on a busy machine).
+    assert re.search(r"^\[worker [01]\] run ", proc.stdout, re.M)
     assert f"{nets}:build on digits" in proc.stdout
     with open(out / "results.json") as f:
         results = json.load(f)
