@@ -158,6 +158,18 @@ def float64_enabled():
         yield
 
 
+def keras_takes_layer_activations():
+    """Whether this Keras rebuilds a layer held as an activation from its
+    config (`Dense(activation=keras.layers.ReLU(...))`); Keras 3.9 does
+    not."""
+    relu = keras.saving.serialize_keras_object(keras.layers.ReLU())
+    try:
+        keras.activations.get(relu)
+    except ValueError:
+        return False
+    return True
+
+
 def save_and_load(model, directory, name="model.keras"):
     """Saves `model` in the `.keras` format and loads it back (safe mode)."""
     path = os.path.join(str(directory), name)
