@@ -194,3 +194,37 @@ def test_forward_mode_through_a_function_compiled_before():
     np.testing.assert_allclose(forward_mode_derivative(compiled, X),
                                reference.derivative("nelu", {}, X),
                                rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+def test_compiled_gradient_of_a_small_and_a_large_tensor(compiled,
+                                                         monkeypatch):
+    """The surrogate's gradient below and from 2**16 elements, where
+    TensorFlow's graph without XLA switches from its own ops to one
+    XLA-compiled function for the backward pass (decided by the shape)."""
+    compiled_sizes = []
+    if BACKEND == "tensorflow":
+        from keras_sugar.native import tensorflow as native_tensorflow
+
+        xla_backward = native_tensorflow._xla_backward
+
+        def spy(derivative):
+            function = xla_backward(derivative)
+
+            def backward(upstream, x):
+                compiled_sizes.append(x.shape.num_elements())
+                return function(upstream, x)
+
+            return backward
+
+        monkeypatch.setattr(native_tensorflow, "_xla_backward", spy)
+    for size in (2 ** 16 - 1, 2 ** 16):
+        x = np.linspace(-20.0, 20.0, size, dtype="float32")
+        y, grad = value_and_gradient(SugarReLU(), x, compiled=compiled)
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_allclose(
+            grad, reference.derivative("bsilu", {}, x), rtol=1e-5, atol=1e-6)
+    if compiled == "graph":
+        assert compiled_sizes == [2 ** 16]
+    elif compiled == "graph, large":  # The threshold lowered to 1.
+        assert compiled_sizes == [None, None]  # Traced for any shape.

@@ -7,6 +7,7 @@ no backend-agnostic `grad`, and tests need one.
 
 import contextlib
 import os
+import unittest.mock
 
 import keras
 import numpy as np
@@ -31,8 +32,34 @@ def assert_allclose(actual, expected, rtol=1e-6, atol=1e-6, err_msg=""):
 # The compiled modes a training step runs in on this backend: XLA (JAX's
 # jit; TensorFlow's jit_compile=True; torch.compile), and on TensorFlow its
 # graph without XLA, Keras' default compile() on a CPU and under
-# tf.distribute.
-COMPILED = (True, "graph") if BACKEND == "tensorflow" else (True,)
+# tf.distribute. There a tensor's backward runs as TensorFlow's own ops
+# below `_XLA_BACKWARD_FROM` elements (every test tensor: "graph") and as
+# an XLA-compiled function from there on, decided as the step runs where
+# the batch size is unknown ("graph, large": that threshold lowered to 1
+# and the step traced for any shape).
+GRAPH_LARGE = "graph, large"
+COMPILED = ((True, "graph", GRAPH_LARGE) if BACKEND == "tensorflow"
+            else (True,))
+
+
+def _tensorflow_function(step, compiled):
+    """`step` of one tensor as a `tf.function` in the mode `compiled`."""
+    import tensorflow as tf
+
+    if compiled != GRAPH_LARGE:
+        return tf.function(step, jit_compile=compiled is True)
+
+    from keras_sugar.native import tensorflow as native_tensorflow
+
+    def large(t):
+        # The threshold is read as the step is traced, at the first call.
+        with unittest.mock.patch.object(native_tensorflow,
+                                        "_XLA_BACKWARD_FROM", 1):
+            function = tf.function(step, input_signature=[tf.TensorSpec(
+                [None] * t.shape.rank, t.dtype)])
+            return function(t)
+
+    return large
 
 
 def value_and_gradient(fn, x, compiled=False):
@@ -44,7 +71,8 @@ def value_and_gradient(fn, x, compiled=False):
         fn: Function of one tensor, built from `keras.ops`.
         x: Numpy array.
         compiled: Compile with XLA (TensorFlow, JAX) or `torch.compile`;
-            `"graph"` (see `COMPILED`): TensorFlow's graph without XLA.
+            `"graph"`, `GRAPH_LARGE` (see `COMPILED`): TensorFlow's graph
+            without XLA.
     """
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -57,7 +85,7 @@ def value_and_gradient(fn, x, compiled=False):
             return y, tape.gradient(total, t)
 
         if compiled:
-            step = tf.function(step, jit_compile=compiled is True)
+            step = _tensorflow_function(step, compiled)
         y, g = step(tf.convert_to_tensor(x))
     elif BACKEND == "jax":
         import jax
@@ -196,7 +224,7 @@ def second_derivative(fn, x, compiled=False):
             return outer.gradient(first, t)
 
         if compiled:
-            second_of = tf.function(second_of, jit_compile=compiled is True)
+            second_of = _tensorflow_function(second_of, compiled)
         second = second_of(tf.convert_to_tensor(x))
         return None if second is None else to_numpy(second)
     if BACKEND == "jax":

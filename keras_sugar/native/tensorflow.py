@@ -7,8 +7,8 @@ training step) f'(x) of feature maps is computed in the forward pass
 (inference, `predict`, every `model.export` format) holds Keras' own ReLU
 operations, the derivative attached to them for a later symbolic
 gradient. A training step traced as a graph without XLA (Keras' default
-on a CPU) runs the backward pass's `upstream * f'(x)` as one function
-compiled by XLA (`_xla_backward`)."""
+on a CPU) runs the backward pass's `upstream * f'(x)` of a large tensor
+as one function compiled by XLA (`_graph_backward`)."""
 
 import itertools
 
@@ -64,7 +64,7 @@ def relu_with_derivative(x, derivative, fused_backward=None, forward=None,
     if _in_xla():  # The whole step is compiled already.
         return _custom_gradient_relu(x, derivative, forward)
     return _custom_gradient_relu(x, derivative, forward,
-                                 backward=_xla_backward(derivative))
+                                 backward=_graph_backward(derivative))
 
 
 def relu_saving_derivative(x, derivative, forward=None):
@@ -82,6 +82,49 @@ def _custom_gradient_relu(x, derivative, forward, backward=None):
         return forward(inputs), lambda upstream: backward(upstream, inputs)
 
     return relu(x)
+
+
+# Elements from which `_xla_backward` beats TensorFlow's own ops in a
+# training step without XLA. Measured (train steps of a 4x512 MLP, ReLU's
+# time = 1): at batch 64 (32,768 elements per activation) the ops 1.02x,
+# the XLA function 1.10x; at batch 256 1.09x against 1.04x, at 1024 1.14x
+# against 1.08x; VGG feature maps (524,288 to 2,097,152) 1.25x against
+# 1.07x. Calling the XLA function costs about as much as the ops it saves
+# on a small tensor.
+_XLA_BACKWARD_FROM = 2 ** 16
+
+
+def _graph_backward(derivative):
+    """`(upstream, x) -> upstream * derivative(x)` for a training step
+    TensorFlow runs as a graph without XLA: TensorFlow's own ops for a
+    tensor below `_XLA_BACKWARD_FROM` elements, the XLA-compiled
+    `_xla_backward` from there on; decided by the static shape where it
+    tells, else when the step runs (a batch of unknown size)."""
+    compiled = _xla_backward(derivative)
+
+    def plain(upstream, x):
+        return upstream * derivative(x)
+
+    def backward(upstream, x):
+        large = _has_at_least(x, _XLA_BACKWARD_FROM)
+        if large is None:  # A batch of unknown size: decided as it runs.
+            return tf.cond(tf.size(x) >= _XLA_BACKWARD_FROM,
+                           lambda: compiled(upstream, x),
+                           lambda: plain(upstream, x))
+        return (compiled if large else plain)(upstream, x)
+
+    return backward
+
+
+def _has_at_least(x, elements):
+    """Whether `x` has at least `elements` elements, from its static
+    shape; None where the shape does not tell."""
+    if x.shape.num_elements() is not None:
+        return x.shape.num_elements() >= elements
+    per_example = x.shape[1:].num_elements() if x.shape.rank else None
+    if per_example is not None and per_example >= elements:
+        return True
+    return None
 
 
 def _xla_backward(derivative):
@@ -170,6 +213,17 @@ def _xla_relu(x, derivative, forward):
     def relu(inputs):
         d = derivative(inputs)
         return (forward(inputs) - xla.exactly_zero(inputs, d),
-                lambda g: g * d)
+                lambda g: _product_for_xla(g, d))
 
     return relu(x)
+
+
+def _product_for_xla(upstream, d):
+    """`upstream * d`, the same values (NaN from either side included),
+    written as a select: XLA's CPU backend leaves a lone product as a
+    kernel of its own and splits the bias gradient's sum over it into
+    `reduce-window` loops, but hands the sum over a fused select to
+    XNNPACK, as it does for ReLU's own gradient (measured on a VGG step
+    with `jit_compile=True`: 1.10x ReLU's time as a product, 0.98x as
+    this select; its HLO has ReLU's six `__ynn_fusion` reductions)."""
+    return tf.where(d == d, upstream * d, d)  # d == d: false only at NaN.
