@@ -13,6 +13,7 @@ from keras_sugar import surrogates
 from tests import reference
 from tests.testing import BACKEND
 from tests.testing import COMPILED
+from tests.testing import GRAPH_LARGE
 from tests.testing import forward_mode_derivative
 from tests.testing import of_unknown_rank
 from tests.testing import on_feature_maps
@@ -226,5 +227,5 @@ def test_compiled_gradient_of_a_small_and_a_large_tensor(compiled,
             grad, reference.derivative("bsilu", {}, x), rtol=1e-5, atol=1e-6)
     if compiled == "graph":
         assert compiled_sizes == [2 ** 16]
-    elif compiled == "graph, large":  # The threshold lowered to 1.
+    elif compiled == GRAPH_LARGE:  # The threshold lowered to 1.
         assert compiled_sizes == [None, None]  # Traced for any shape.

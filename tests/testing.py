@@ -33,7 +33,7 @@ def assert_allclose(actual, expected, rtol=1e-6, atol=1e-6, err_msg=""):
 # jit; TensorFlow's jit_compile=True; torch.compile), and on TensorFlow its
 # graph without XLA, Keras' default compile() on a CPU and under
 # tf.distribute. There a tensor's backward runs as TensorFlow's own ops
-# below `_XLA_BACKWARD_FROM` elements (every test tensor: "graph") and as
+# below `_XLA_BACKWARD_FROM` elements (most test tensors: "graph") and as
 # an XLA-compiled function from there on, decided as the step runs where
 # the batch size is unknown ("graph, large": that threshold lowered to 1
 # and the step traced for any shape).

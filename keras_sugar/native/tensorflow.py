@@ -119,8 +119,9 @@ def _graph_backward(derivative):
 def _has_at_least(x, elements):
     """Whether `x` has at least `elements` elements, from its static
     shape; None where the shape does not tell."""
-    if x.shape.num_elements() is not None:
-        return x.shape.num_elements() >= elements
+    size = x.shape.num_elements()
+    if size is not None:
+        return size >= elements
     per_example = x.shape[1:].num_elements() if x.shape.rank else None
     if per_example is not None and per_example >= elements:
         return True
