@@ -6,6 +6,7 @@ import errno
 import gc
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -766,7 +767,9 @@ def test_jobs_2_trains_the_same_runs_as_one_process(tmp_path, capfd):
     _, shared = compare.run(data="digits", out=str(tmp_path / "two"),
                             jobs=2, **settings)
     out = capfd.readouterr().out  # The workers write to the file itself.
-    assert "[worker 1] run " in out and "[worker 2] run " in out
+    # Workers trained the four runs; how many each is a race (on a busy
+    # machine the first up may take them all).
+    assert len(re.findall(r"^\[worker [12]\] run ", out, re.M)) == 4
     on_disk = results_folder.ResultsFolder(str(tmp_path / "two")).runs()
     assert _run_keys(on_disk) == _run_keys(alone)  # Each once, none lost.
     by_key = {run.key: run for run in shared}
