@@ -6,7 +6,6 @@ import errno
 import gc
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from keras_sugar.experiments import results_folder
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.experiments.run_result import RunResult
 from tests.testing import command_line as _cli
+from tests.testing import runs_begun_by_workers
 from tests.testing import trained_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -767,9 +767,7 @@ def test_jobs_2_trains_the_same_runs_as_one_process(tmp_path, capfd):
     _, shared = compare.run(data="digits", out=str(tmp_path / "two"),
                             jobs=2, **settings)
     out = capfd.readouterr().out  # The workers write to the file itself.
-    # Workers trained the four runs; how many each is a race (on a busy
-    # machine the first up may take them all).
-    assert len(re.findall(r"^\[worker [12]\] run ", out, re.M)) == 4
+    assert runs_begun_by_workers(out) == 4
     on_disk = results_folder.ResultsFolder(str(tmp_path / "two")).runs()
     assert _run_keys(on_disk) == _run_keys(alone)  # Each once, none lost.
     by_key = {run.key: run for run in shared}

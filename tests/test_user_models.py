@@ -5,7 +5,6 @@ refused in one line, exit 2, before anything trains."""
 
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ from keras_sugar.experiments import user_models
 from keras_sugar.experiments.compare_settings import Settings
 from keras_sugar.site_map import count_sugar_sites
 from tests.test_compare import _cli
+from tests.testing import runs_begun_by_workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,10 +93,7 @@ def test_a_function_in_a_file_with_workers_a_folder_and_resume(nets,
     proc = subprocess.run([*command, "--jobs", "2"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # Workers trained the runs (which of the two trains how many is a
-    # race: either may be up first and take them all on a busy machine).
-    assert len(re.findall(r"^\[worker [12]\] run ", proc.stdout,
-                          re.M)) == 4
+    assert runs_begun_by_workers(proc.stdout) == 4
     assert f"{nets}:build on digits" in proc.stdout
     with open(out / "results.json") as f:
         results = json.load(f)

@@ -7,6 +7,7 @@ no backend-agnostic `grad`, and tests need one.
 
 import contextlib
 import os
+import re
 import unittest.mock
 
 import keras
@@ -288,6 +289,15 @@ def command_line(args, capsys):
         status = exit.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def runs_begun_by_workers(output, workers=2):
+    """How many runs the workers of `compare --jobs workers` began, from
+    their progress lines in `output` ("[worker k] run i/N: ...", k from
+    1). How many each worker takes is a race: on a busy machine the first
+    up may take them all."""
+    return len(re.findall(rf"^\[worker [1-{workers}]\] run ", output,
+                          re.M))
 
 
 def trained_runs(monkeypatch):
