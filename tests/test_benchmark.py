@@ -15,6 +15,7 @@ from keras_sugar.experiments import machine
 from keras_sugar.experiments import xla_memory
 from tests.testing import BACKEND
 from tests.testing import command_line as _cli
+from tests.testing import value_and_gradient
 
 
 def test_quick_benchmark_measures_every_variant():
@@ -23,8 +24,8 @@ def test_quick_benchmark_measures_every_variant():
     assert results["batch_size"] == 4  # An explicit batch is kept.
     variants = {"relu", "gelu", "sugar/straight_through",
                 "sugar/multiplicative", "sugar/custom_gradient"}
-    reference = f"reference/{BACKEND}"
-    assert set(results["rows"]) == variants | {reference}
+    reference, floor = f"reference/{BACKEND}", f"floor/{BACKEND}"
+    assert set(results["rows"]) == variants | {reference, floor}
     assert results["auto"] in implementations.FUNCTIONS
     for label, row in results["rows"].items():
         inference = ("predict",) + (
@@ -34,16 +35,17 @@ def test_quick_benchmark_measures_every_variant():
         # XLA by default on a CPU) with XLA too.
         xla = (("vgg_step_xla", "mlp_step_xla") if BACKEND == "tensorflow"
                else ())
+        training = ("vgg_step", "mlp_step") + xla
         measures = (("activation",) if label == reference
-                    else ("activation", "vgg_step", "mlp_step") + xla
-                    + inference)
+                    else training if label == floor
+                    else ("activation",) + training + inference)
         assert tuple(row.timings) == measures
         for measure in measures:
             timing = row.timings[measure]
             assert 0 < timing.min_ms <= timing.median_ms <= timing.max_ms
             low, high = timing.spreads["relu"]
             assert low <= timing.ratios["relu"] <= high
-        if label != reference:
+        if label not in (reference, floor):
             assert row.memory_bytes["vgg"] > 0 and row.memory_bytes["mlp"] > 0
     # ReLU against itself, round by round: exactly 1.
     assert results["rows"]["relu"].timings["vgg_step"].ratios["relu"] == 1.0
@@ -61,6 +63,8 @@ def test_quick_benchmark_measures_every_variant():
                "torch": "eager"}[BACKEND]
     assert f"by default ({default})" in table
     assert "sugar/custom_gradient" in table and reference in table
+    assert f"{floor}: ReLU's own gradient computed from its kept input" in (
+        table)
     assert "predict" in table
     if BACKEND == "tensorflow":
         # The default converts to ReLU's TFLite operations (fused into the
@@ -71,6 +75,22 @@ def test_quick_benchmark_measures_every_variant():
         assert rows["sugar/straight_through"].tflite_ops > (
             rows["relu"].tflite_ops)
         assert "tflite_ops" in table
+
+
+# As the benchmark trains: eager or a graph, and compiled (XLA; torch's
+# --torch-compile).
+@pytest.mark.parametrize("compiled", [False, True] + (
+    ["graph"] if BACKEND == "tensorflow" else []))
+def test_floor_is_relu_with_relu_gradient(compiled):
+    # The floor only bounds SUGAR's cost if it is ReLU, forward and
+    # backward (0 at 0, as ReLU's own gradient), on every backend.
+    x = np.array([-3.0, -0.5, 0.0, 0.5, 3.0], dtype="float32")
+    y, grad = value_and_gradient(benchmark.relu_reading_input(), x,
+                                 compiled=compiled)
+    expected_y, expected_grad = value_and_gradient(keras.activations.relu, x)
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(grad, expected_grad)
+    np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, 1.0, 1.0])
 
 
 def test_interleaving_rotates_the_order_every_round():

@@ -10,7 +10,10 @@ uncompiled and compiled, and on TensorFlow the `serve` endpoint of
 `model.export` and the number of TFLite operations it converts to.
 Every SUGAR implementation is measured beside `relu` and `gelu`, and for
 the activation alone beside a reference written in the backend itself
-(B-SiLU, outside Keras), so the cost of going through Keras shows.
+(B-SiLU, outside Keras), so the cost of going through Keras shows. The
+training steps also time `floor/<backend>` (`relu_reading_input`): ReLU's
+own gradient, computed from the input a surrogate gradient must keep, the
+least any surrogate costs by the means SUGAR uses.
 
 A noisy machine cannot fool it: the variants are interleaved round by
 round (each round times every variant once, in a rotating order), each
@@ -272,6 +275,67 @@ def _reference_activation(alpha=1.67):
     return reference
 
 
+def relu_reading_input():
+    """ReLU with ReLU's own gradient, computed in the backward pass from the
+    kept input by the means SUGAR's default uses (`tf.custom_gradient`,
+    `jax.custom_vjp`, a `torch.autograd.Function`): the least any
+    surrogate gradient can cost, since every one must read the negative
+    inputs that ReLU's own gradient (from its output) never needs.
+
+    Example:
+
+    >>> floor = relu_reading_input()
+    >>> [float(v) for v in floor(keras.ops.convert_to_tensor([-1.0, 2.0]))]
+    [0.0, 2.0]
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        class ReluReadingInput(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return torch.relu(x)
+
+            @staticmethod
+            def backward(ctx, upstream):
+                (x,) = ctx.saved_tensors
+                # ReLU's own backward kernel, given the input.
+                return torch.ops.aten.threshold_backward(upstream, x, 0.0)
+
+        def floor(x):
+            if not (torch.is_grad_enabled() and x.requires_grad):
+                return torch.relu(x)  # Shape inference and inference.
+            return ReluReadingInput.apply(x)
+
+        return floor
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        @jax.custom_vjp
+        def floor(x):
+            return jax.nn.relu(x)
+
+        def forward(x):
+            return jax.nn.relu(x), x
+
+        def backward(x, upstream):
+            return (jnp.where(x > 0, upstream, 0.0).astype(upstream.dtype),)
+
+        floor.defvjp(forward, backward)
+        return floor
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def floor(x):
+        return tf.nn.relu(x), lambda upstream: tf.where(
+            x > 0, upstream, tf.zeros_like(upstream))
+
+    return floor
+
+
 def activation_steps(activations, shape, torch_compile=False):
     """`{label: step}`: one forward+backward of each activation alone."""
     rng = np.random.default_rng(0)
@@ -475,18 +539,20 @@ def run(settings=None, **kwargs):
     alone = dict(found)
     if s.surrogate == "bsilu":
         alone[f"reference/{results['backend']}"] = _reference_activation()
+    # Training also times the floor: ReLU's gradient read from the input.
+    trained = {**found, f"floor/{results['backend']}": relu_reading_input()}
     measured = {
         "activation": activation_steps(alone, s.activation_shape,
                                        s.torch_compile),
-        "vgg_step": train_steps("vgg", found, s.batch_size, s.quick,
+        "vgg_step": train_steps("vgg", trained, s.batch_size, s.quick,
                                 s.torch_compile),
-        "mlp_step": train_steps("mlp", found, s.batch_size, s.quick,
+        "mlp_step": train_steps("mlp", trained, s.batch_size, s.quick,
                                 s.torch_compile),
     }
     if results["backend"] == "tensorflow" and not results["default_uses_xla"]:
         for kind in bench_models.MODELS:
             measured[f"{kind}_step_xla"] = train_steps(
-                kind, found, s.batch_size, s.quick, jit_compile=True)
+                kind, trained, s.batch_size, s.quick, jit_compile=True)
     measured.update({
         # Inference: eager on torch (graph on TensorFlow, op by op on JAX)
         # and compiled (XLA; torch.compile with --torch-compile).
@@ -556,6 +622,9 @@ def format_table(results):
                    for row in results["rows"].values()) else ""),
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
+        f"floor/{results['backend']}: ReLU's own gradient computed from its "
+        f"kept input, by the means SUGAR uses: no surrogate gradient costs "
+        f"less",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
         f"{'[spread]':>15}{'/gelu':>8}",
     ]
