@@ -24,8 +24,9 @@ def test_quick_benchmark_measures_every_variant():
     assert results["batch_size"] == 4  # An explicit batch is kept.
     variants = {"relu", "gelu", "sugar/straight_through",
                 "sugar/multiplicative", "sugar/custom_gradient"}
-    reference, floor = f"reference/{BACKEND}", f"floor/{BACKEND}"
-    assert set(results["rows"]) == variants | {reference, floor}
+    reference = f"reference/{BACKEND}"
+    from_input = f"relu_from_input/{BACKEND}"
+    assert set(results["rows"]) == variants | {reference, from_input}
     assert results["auto"] in implementations.FUNCTIONS
     for label, row in results["rows"].items():
         inference = ("predict",) + (
@@ -37,7 +38,7 @@ def test_quick_benchmark_measures_every_variant():
                else ())
         training = ("vgg_step", "mlp_step") + xla
         measures = (("activation",) if label == reference
-                    else training if label == floor
+                    else training if label == from_input
                     else ("activation",) + training + inference)
         assert tuple(row.timings) == measures
         for measure in measures:
@@ -45,7 +46,7 @@ def test_quick_benchmark_measures_every_variant():
             assert 0 < timing.min_ms <= timing.median_ms <= timing.max_ms
             low, high = timing.spreads["relu"]
             assert low <= timing.ratios["relu"] <= high
-        if label not in (reference, floor):
+        if label not in (reference, from_input):
             assert row.memory_bytes["vgg"] > 0 and row.memory_bytes["mlp"] > 0
     # ReLU against itself, round by round: exactly 1.
     assert results["rows"]["relu"].timings["vgg_step"].ratios["relu"] == 1.0
@@ -63,7 +64,7 @@ def test_quick_benchmark_measures_every_variant():
                "torch": "eager"}[BACKEND]
     assert f"by default ({default})" in table
     assert "sugar/custom_gradient" in table and reference in table
-    assert f"{floor}: ReLU's own gradient computed from its kept input" in (
+    assert f"{from_input}: ReLU's own gradient read from its kept input" in (
         table)
     assert "predict" in table
     if BACKEND == "tensorflow":
@@ -81,16 +82,48 @@ def test_quick_benchmark_measures_every_variant():
 # --torch-compile).
 @pytest.mark.parametrize("compiled", [False, True] + (
     ["graph"] if BACKEND == "tensorflow" else []))
-def test_floor_is_relu_with_relu_gradient(compiled):
-    # The floor only bounds SUGAR's cost if it is ReLU, forward and
-    # backward (0 at 0, as ReLU's own gradient), on every backend.
+def test_relu_from_input_is_relu_forward_and_backward(compiled):
+    # Beside ReLU it times only the second reader and the custom gradient
+    # if it is ReLU itself (0 at 0, as ReLU's own gradient).
     x = np.array([-3.0, -0.5, 0.0, 0.5, 3.0], dtype="float32")
-    y, grad = value_and_gradient(benchmark.relu_reading_input(), x,
+    y, grad = value_and_gradient(benchmark.relu_from_input(), x,
                                  compiled=compiled)
     expected_y, expected_grad = value_and_gradient(keras.activations.relu, x)
     np.testing.assert_array_equal(y, expected_y)
     np.testing.assert_array_equal(grad, expected_grad)
     np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_relu_from_input_keeps_its_input_for_a_custom_gradient():
+    # What it measures: the input kept (a second reader), not the output.
+    relu = benchmark.relu_from_input()
+    x = np.array([-1.0, 2.0], dtype="float32")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def gradient(t):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                y = relu(t)
+            return tape.gradient(y, t)
+
+        graph = gradient.get_concrete_function(tf.constant(x)).graph
+        # tf.custom_gradient's mark, and ReLU's own gradient op absent.
+        types = {op.type for op in graph.get_operations()}
+        assert "IdentityN" in types and "ReluGrad" not in types
+    elif BACKEND == "jax":
+        import jax
+
+        assert "custom_vjp_call" in str(jax.make_jaxpr(relu)(x))
+    else:
+        import torch
+
+        t = torch.tensor(x, requires_grad=True)
+        node = relu(t).grad_fn
+        assert type(node).__name__ == "ReluFromInputBackward"
+        (kept,) = node.saved_tensors
+        assert torch.equal(kept, t)
 
 
 def test_interleaving_rotates_the_order_every_round():

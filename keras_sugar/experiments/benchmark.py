@@ -11,9 +11,9 @@ uncompiled and compiled, and on TensorFlow the `serve` endpoint of
 Every SUGAR implementation is measured beside `relu` and `gelu`, and for
 the activation alone beside a reference written in the backend itself
 (B-SiLU, outside Keras), so the cost of going through Keras shows. The
-training steps also time `floor/<backend>` (`relu_reading_input`): ReLU's
-own gradient, computed from the input a surrogate gradient must keep, the
-least any surrogate costs by the means SUGAR uses.
+training steps also time `relu_from_input/<backend>` (`relu_from_input`):
+ReLU's own gradient read from its kept input, what the second reader of
+the pre-activation that every surrogate gradient needs costs by itself.
 
 A noisy machine cannot fool it: the variants are interleaved round by
 round (each round times every variant once, in a rotating order), each
@@ -275,24 +275,31 @@ def _reference_activation(alpha=1.67):
     return reference
 
 
-def relu_reading_input():
-    """ReLU with ReLU's own gradient, computed in the backward pass from the
-    kept input by the means SUGAR's default uses (`tf.custom_gradient`,
-    `jax.custom_vjp`, a `torch.autograd.Function`): the least any
-    surrogate gradient can cost, since every one must read the negative
-    inputs that ReLU's own gradient (from its output) never needs.
+def relu_from_input():
+    """Returns ReLU whose gradient, ReLU's own, is read from its kept input.
+
+    The gradient goes through a plain custom gradient that keeps the input
+    (`tf.custom_gradient`, `jax.custom_vjp`, a `torch.autograd.Function`
+    around ReLU's own backward kernel), so the pre-activation has a second
+    reader, as it has for every surrogate gradient: ReLU's own gradient
+    reads only its output. Its cost beside ReLU's is what that reader and
+    the custom gradient cost. SUGAR's own path can cost less (under XLA
+    it computes f'(x) in the forward pass, in the same fusion).
+
+    Returns:
+        A function of a tensor: exactly ReLU's value and gradient.
 
     Example:
 
-    >>> floor = relu_reading_input()
-    >>> [float(v) for v in floor(keras.ops.convert_to_tensor([-1.0, 2.0]))]
+    >>> relu = relu_from_input()
+    >>> [float(v) for v in relu(keras.ops.convert_to_tensor([-1.0, 2.0]))]
     [0.0, 2.0]
     """
     backend = keras.backend.backend()
     if backend == "torch":
         import torch
 
-        class ReluReadingInput(torch.autograd.Function):
+        class ReluFromInput(torch.autograd.Function):
             @staticmethod
             def forward(ctx, x):
                 ctx.save_for_backward(x)
@@ -304,36 +311,36 @@ def relu_reading_input():
                 # ReLU's own backward kernel, given the input.
                 return torch.ops.aten.threshold_backward(upstream, x, 0.0)
 
-        def floor(x):
+        def relu(x):
             if not (torch.is_grad_enabled() and x.requires_grad):
-                return torch.relu(x)  # Shape inference and inference.
-            return ReluReadingInput.apply(x)
+                return torch.relu(x)  # Inference: nothing to keep.
+            return ReluFromInput.apply(x)
 
-        return floor
+        return relu
     if backend == "jax":
         import jax
         import jax.numpy as jnp
 
         @jax.custom_vjp
-        def floor(x):
+        def relu(x):
             return jax.nn.relu(x)
 
         def forward(x):
             return jax.nn.relu(x), x
 
         def backward(x, upstream):
-            return (jnp.where(x > 0, upstream, 0.0).astype(upstream.dtype),)
+            return (jnp.where(x > 0, upstream, 0.0),)
 
-        floor.defvjp(forward, backward)
-        return floor
+        relu.defvjp(forward, backward)
+        return relu
     import tensorflow as tf
 
     @tf.custom_gradient
-    def floor(x):
+    def relu(x):
         return tf.nn.relu(x), lambda upstream: tf.where(
             x > 0, upstream, tf.zeros_like(upstream))
 
-    return floor
+    return relu
 
 
 def activation_steps(activations, shape, torch_compile=False):
@@ -539,8 +546,9 @@ def run(settings=None, **kwargs):
     alone = dict(found)
     if s.surrogate == "bsilu":
         alone[f"reference/{results['backend']}"] = _reference_activation()
-    # Training also times the floor: ReLU's gradient read from the input.
-    trained = {**found, f"floor/{results['backend']}": relu_reading_input()}
+    # Training also times ReLU's own gradient read from its kept input.
+    trained = {**found,
+               f"relu_from_input/{results['backend']}": relu_from_input()}
     measured = {
         "activation": activation_steps(alone, s.activation_shape,
                                        s.torch_compile),
@@ -622,9 +630,9 @@ def format_table(results):
                    for row in results["rows"].values()) else ""),
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
-        f"floor/{results['backend']}: ReLU's own gradient computed from its "
-        f"kept input, by the means SUGAR uses: no surrogate gradient costs "
-        f"less",
+        f"relu_from_input/{results['backend']}: ReLU's own gradient read "
+        f"from its kept input in a plain custom gradient (a second reader of "
+        f"the pre-activation, as every surrogate gradient needs)",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
         f"{'[spread]':>15}{'/gelu':>8}",
     ]
