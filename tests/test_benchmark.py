@@ -95,7 +95,8 @@ def test_relu_from_input_is_relu_forward_and_backward(compiled):
 
 
 def test_relu_from_input_keeps_its_input_for_a_custom_gradient():
-    # What it measures: the input kept (a second reader), not the output.
+    # What it measures: the input kept for the backward pass (a reader of
+    # the pre-activation), not ReLU's output as ReLU's own gradient keeps.
     relu = benchmark.relu_from_input()
     x = np.array([-1.0, 2.0], dtype="float32")
     if BACKEND == "tensorflow":
@@ -109,13 +110,17 @@ def test_relu_from_input_keeps_its_input_for_a_custom_gradient():
             return tape.gradient(y, t)
 
         graph = gradient.get_concrete_function(tf.constant(x)).graph
-        # tf.custom_gradient's mark, and ReLU's own gradient op absent.
-        types = {op.type for op in graph.get_operations()}
-        assert "IdentityN" in types and "ReluGrad" not in types
+        by_type = {op.type: op for op in graph.get_operations()}
+        assert "IdentityN" in by_type  # tf.custom_gradient's mark.
+        # ReLU's gradient kernel reads what ReLU reads, not its output.
+        features = by_type["ReluGrad"].inputs[1]
+        assert features.name == by_type["Relu"].inputs[0].name
     elif BACKEND == "jax":
         import jax
 
         assert "custom_vjp_call" in str(jax.make_jaxpr(relu)(x))
+        _, kept = relu.fwd(x)
+        np.testing.assert_array_equal(kept, x)
     else:
         import torch
 

@@ -12,8 +12,9 @@ Every SUGAR implementation is measured beside `relu` and `gelu`, and for
 the activation alone beside a reference written in the backend itself
 (B-SiLU, outside Keras), so the cost of going through Keras shows. The
 training steps also time `relu_from_input/<backend>` (`relu_from_input`):
-ReLU's own gradient read from its kept input, what the second reader of
-the pre-activation that every surrogate gradient needs costs by itself.
+ReLU's own gradient read from its kept input through a custom gradient,
+what the second reader of the pre-activation that every surrogate
+gradient needs and the custom gradient cost, before any surrogate's math.
 
 A noisy machine cannot fool it: the variants are interleaved round by
 round (each round times every variant once, in a rotating order), each
@@ -278,13 +279,16 @@ def _reference_activation(alpha=1.67):
 def relu_from_input():
     """Returns ReLU whose gradient, ReLU's own, is read from its kept input.
 
-    The gradient goes through a plain custom gradient that keeps the input
-    (`tf.custom_gradient`, `jax.custom_vjp`, a `torch.autograd.Function`
-    around ReLU's own backward kernel), so the pre-activation has a second
-    reader, as it has for every surrogate gradient: ReLU's own gradient
-    reads only its output. Its cost beside ReLU's is what that reader and
-    the custom gradient cost. SUGAR's own path can cost less (under XLA
-    it computes f'(x) in the forward pass, in the same fusion).
+    ReLU's own backward kernel (`ReluGrad`, `threshold_backward`; JAX's
+    select) given the input, through a plain custom gradient that keeps it
+    (`tf.custom_gradient`, `jax.custom_vjp`, a `torch.autograd.Function`).
+    On TensorFlow and PyTorch ReLU's own gradient reads only its output,
+    so this adds the second reader of the pre-activation that every
+    surrogate gradient needs; JAX's ReLU gradient reads the input already,
+    so there it adds the custom gradient alone. Its cost beside ReLU's is
+    what those cost, before any surrogate's math. SUGAR's own path can
+    cost less: under XLA it computes f'(x) of feature maps in the forward
+    pass and keeps it instead of x (`native/xla.py`).
 
     Returns:
         A function of a tensor: exactly ReLU's value and gradient.
@@ -337,8 +341,9 @@ def relu_from_input():
 
     @tf.custom_gradient
     def relu(x):
-        return tf.nn.relu(x), lambda upstream: tf.where(
-            x > 0, upstream, tf.zeros_like(upstream))
+        # ReluGrad takes ReLU's input or output (same values either way).
+        return tf.nn.relu(x), lambda upstream: tf.raw_ops.ReluGrad(
+            gradients=upstream, features=x)
 
     return relu
 
@@ -631,8 +636,8 @@ def format_table(results):
         "ratios: median over rounds of (variant / ReLU in the same round), "
         "[interquartile range]",
         f"relu_from_input/{results['backend']}: ReLU's own gradient read "
-        f"from its kept input in a plain custom gradient (a second reader of "
-        f"the pre-activation, as every surrogate gradient needs)",
+        f"from its kept input in a plain custom gradient (the reader of the "
+        f"pre-activation every surrogate gradient needs)",
         f"{'variant':<28}{'measure':<12}{'median ms':>10}{'/relu':>8}"
         f"{'[spread]':>15}{'/gelu':>8}",
     ]
